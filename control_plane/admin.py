@@ -1,0 +1,52 @@
+"""The control plane's admin HTTP endpoints: /healthz, /readyz, /metrics, /policies."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from control_plane import metrics
+from control_plane.snapshot import SnapshotStore
+
+ReadyCheck = Callable[[], Awaitable[bool]]
+
+
+def admin_app(snapshots: SnapshotStore, ready: ReadyCheck) -> web.Application:
+    async def healthz(_: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
+
+    async def readyz(_: web.Request) -> web.Response:
+        ok = await ready()
+        return web.json_response({"ready": ok}, status=200 if ok else 503)
+
+    async def metrics_page(_: web.Request) -> web.Response:
+        return web.Response(body=metrics.exposition(), content_type="text/plain", charset="utf-8")
+
+    async def policies(_: web.Request) -> web.Response:
+        current = snapshots.current
+        return web.json_response({
+            "generation": snapshots.generation,
+            "last_reload_error": None,
+            "policies": {
+                name: {
+                    "version": p.version,
+                    "source": p.source,
+                    "router": {"endpoint": p.router.endpoint, "model": p.router.model,
+                               "timeout_ms": p.router.timeout_ms},
+                    "routes": {r.name: r.model.name for r in p.routes},
+                    "models": {m.name: {"provider": m.provider.name, "cluster": m.provider.cluster,
+                                        "upstream_model": m.upstream_model}
+                               for m in p.models.values()},
+                    "default_model": p.default_model.name,
+                }
+                for name, p in current.policies.items()
+            },
+        })
+
+    app = web.Application()
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics_page)
+    app.router.add_get("/policies", policies)
+    return app

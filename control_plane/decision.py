@@ -1,0 +1,55 @@
+"""The decision record: ONE per request, produced in one place.
+
+It feeds the response headers (via Envoy dynamic metadata), the structured log line and metrics.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+NO_ROUTE = "other"
+# Decision kinds (the `x-switchyard-decision` header):
+ROUTED = "routed"  # the router chose (a route, or `other` -> default model)
+EXPLICIT = "explicit"  # the app named a configured model; the router was not asked
+PASSTHROUGH = "passthrough"  # not a chat completion: sent to the default model's provider
+
+
+def fallback(reason: str) -> str:
+    return f"fallback:{reason}"
+
+
+@dataclass(frozen=True)
+class Decision:
+    policy: str
+    policy_version: str
+    route: str  # route name, or "other"
+    model: str  # configured model name
+    kind: str  # routed | explicit | passthrough | fallback:<reason>
+    router_ms: float | None = None  # time spent asking the router, when it was asked
+
+    def metadata(self) -> dict[str, str]:
+        """What Envoy turns into the x-switchyard-* response headers."""
+        fields = {
+            "policy": self.policy,
+            "route": self.route,
+            "model": self.model,
+            "decision": self.kind,
+        }
+        if self.router_ms is not None:
+            fields["router_ms"] = f"{self.router_ms:.1f}"
+        return fields
+
+    def headers(self) -> list[tuple[str, str]]:
+        """The same, as headers, for replies Switchyard sends itself."""
+        names = {"router_ms": "router-ms"}
+        return [(f"x-switchyard-{names.get(k, k)}", v) for k, v in self.metadata().items()]
+
+    def log_fields(self) -> dict[str, object]:
+        return {
+            "policy": self.policy,
+            "policy_version": self.policy_version,
+            "route": self.route,
+            "model": self.model,
+            "decision": self.kind,
+            "router_ms": None if self.router_ms is None else round(self.router_ms, 1),
+        }

@@ -1,0 +1,33 @@
+"""Prometheus metrics, fed from the decision record (one place)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+
+from control_plane.decision import Decision
+
+REGISTRY = CollectorRegistry()
+
+DECISIONS = Counter(
+    "switchyard_decisions",
+    "Routing decisions, by policy, route, model and decision kind.",
+    ["policy", "route", "model", "decision"],
+    registry=REGISTRY,
+)
+ROUTER_SECONDS = Histogram(
+    "switchyard_router_seconds",
+    "Time spent asking the router model, per decision that asked it.",
+    ["policy"],
+    buckets=(0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.6, 1.0, 2.0, 5.0),
+    registry=REGISTRY,
+)
+
+
+def record(decision: Decision) -> None:
+    DECISIONS.labels(decision.policy, decision.route, decision.model, decision.kind).inc()
+    if decision.router_ms is not None:
+        ROUTER_SECONDS.labels(decision.policy).observe(decision.router_ms / 1000)
+
+
+def exposition() -> bytes:
+    return generate_latest(REGISTRY)

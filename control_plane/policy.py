@@ -1,0 +1,121 @@
+"""The compiled, runtime form of a policy: what the processor and Envoy config are built from.
+
+Built all-or-nothing from the validated wire form (policy_schema) by policy_loader; immutable, so
+a snapshot can be shared by every request and worker without locks.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+from router_model.prompt import RouteSpec, routes_json
+
+DEFAULT_POLICY = "default"
+
+
+@dataclass(frozen=True)
+class Provider:
+    """An upstream OpenAI-compatible endpoint; one Envoy cluster."""
+
+    name: str
+    base_url: str
+    api_key_env: str | None = None
+    ca_file: str | None = None
+    request_timeout_s: int = 600
+    scheme: str = field(init=False)
+    host: str = field(init=False)
+    port: int = field(init=False)
+    path_prefix: str = field(init=False)  # base_url's path without the trailing slash
+    cluster: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        url = urlsplit(self.base_url)
+        set_ = object.__setattr__  # frozen: derived fields are filled once, here
+        set_(self, "scheme", url.scheme)
+        set_(self, "host", url.hostname or "")
+        set_(self, "port", url.port or (443 if url.scheme == "https" else 80))
+        set_(self, "path_prefix", url.path.rstrip("/"))
+        # Same name + same connection settings => same cluster, even across policies.
+        digest = hashlib.sha256(f"{self.base_url}|{self.ca_file}".encode()).hexdigest()[:8]
+        set_(self, "cluster", f"{self.name}-{digest}")
+
+    @property
+    def tls(self) -> bool:
+        return self.scheme == "https"
+
+
+@dataclass(frozen=True)
+class Model:
+    """A model name an app may send, and where it goes."""
+
+    name: str
+    provider: Provider
+    upstream_model: str
+
+
+@dataclass(frozen=True)
+class Route:
+    name: str
+    description: str
+    model: Model
+
+
+@dataclass(frozen=True)
+class RouterTarget:
+    """Where this policy's Arch-Router is served."""
+
+    endpoint: str
+    model: str
+    timeout_ms: int
+    api_key_env: str | None = None
+
+
+@dataclass(frozen=True)
+class Policy:
+    name: str
+    version: str  # content digest of the source file: changes exactly when the policy does
+    source: str
+    router: RouterTarget
+    router_alias: str
+    providers: Mapping[str, Provider]
+    models: Mapping[str, Model]
+    routes: tuple[Route, ...]
+    default_model: Model
+    # Derived once per policy, not per request:
+    routes_text: str = field(init=False)  # the prompt's {routes}
+    routes_by_name: Mapping[str, Route] = field(init=False)
+
+    def __post_init__(self) -> None:
+        specs = [RouteSpec(r.name, r.description) for r in self.routes]
+        object.__setattr__(self, "routes_text", routes_json(specs))
+        object.__setattr__(self, "routes_by_name", {r.name: r for r in self.routes})
+
+    def model_names(self) -> list[str]:
+        """What an app may put in `model`: the router alias first, then configured models."""
+        return [self.router_alias, *self.models]
+
+
+@dataclass(frozen=True)
+class PolicySet:
+    """Every loaded policy; `default` is always present."""
+
+    policies: Mapping[str, Policy]
+
+    @property
+    def default(self) -> Policy:
+        return self.policies[DEFAULT_POLICY]
+
+    def providers(self) -> list[Provider]:
+        """Distinct providers across all policies, by cluster name (stable order)."""
+        seen: dict[str, Provider] = {}
+        for policy in self.policies.values():
+            for provider in policy.providers.values():
+                seen.setdefault(provider.cluster, provider)
+        return sorted(seen.values(), key=lambda p: p.cluster)
+
+    @property
+    def max_router_timeout_ms(self) -> int:
+        return max(p.router.timeout_ms for p in self.policies.values())

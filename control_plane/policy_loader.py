@@ -1,0 +1,239 @@
+"""Load policy files: YAML -> validated wire form -> compiled Policy, with `file:line:` errors.
+
+Everything is checked before anything is returned (all-or-nothing): a file with one problem yields
+no policy, and every problem found is reported, each at the line of the YAML node it concerns.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from control_plane.policy import (
+    DEFAULT_POLICY,
+    Model,
+    Policy,
+    PolicySet,
+    Provider,
+    Route,
+    RouterTarget,
+)
+from control_plane.policy_schema import PolicySpec
+
+Loc = Sequence[str | int]
+
+
+@dataclass(frozen=True)
+class Problem:
+    file: str
+    line: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}: {self.message}"
+
+
+class PolicyError(Exception):
+    """One or more problems; the message lists them one per line as `file:line: message`."""
+
+    def __init__(self, problems: Sequence[Problem]) -> None:
+        self.problems = list(problems)
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+
+class _Nodes:
+    """Line numbers (1-based) of YAML nodes, looked up by a pydantic-style location path."""
+
+    def __init__(self, root: yaml.Node | None) -> None:
+        self.root = root
+
+    def line(self, loc: Loc, key: bool = False) -> int:
+        node = self.root
+        if node is None:
+            return 1
+        for part in loc:
+            child = self._child(node, part, key)
+            if child is None:
+                break
+            node = child
+        return node.start_mark.line + 1
+
+    @staticmethod
+    def _child(node: yaml.Node, part: str | int, key: bool) -> yaml.Node | None:
+        if isinstance(node, yaml.MappingNode):
+            for key_node, value_node in node.value:
+                if key_node.value == part:
+                    return key_node if key else value_node
+        if isinstance(node, yaml.SequenceNode) and isinstance(part, int):
+            if 0 <= part < len(node.value):
+                return node.value[part]
+        return None
+
+
+def _duplicate_keys(node: yaml.Node | None, file: str) -> list[Problem]:
+    """PyYAML keeps the last of two equal keys silently; a policy must not."""
+    problems: list[Problem] = []
+    if isinstance(node, yaml.MappingNode):
+        seen: set[Any] = set()
+        for key_node, value_node in node.value:
+            if key_node.value in seen:
+                line = key_node.start_mark.line + 1
+                problems.append(Problem(file, line, f"duplicate key '{key_node.value}'"))
+            seen.add(key_node.value)
+            problems += _duplicate_keys(value_node, file)
+    elif isinstance(node, yaml.SequenceNode):
+        for item in node.value:
+            problems += _duplicate_keys(item, file)
+    return problems
+
+
+def _describe(error: dict[str, Any]) -> str:
+    loc = ".".join(str(p) for p in error["loc"]) or "policy"
+    kind = error["type"]
+    if kind == "missing":
+        return f"{loc}: required field is missing"
+    if kind == "extra_forbidden":
+        return f"{loc}: unknown key"
+    return f"{loc}: {error['msg']}"
+
+
+def _schema_problems(error: ValidationError, nodes: _Nodes, file: str) -> list[Problem]:
+    problems = []
+    for item in error.errors():
+        loc = item["loc"]
+        if item["type"] == "missing":
+            line = nodes.line(loc[:-1])  # the mapping that lacks it
+        else:
+            line = nodes.line(loc, key=item["type"] == "extra_forbidden")
+        problems.append(Problem(file, line, _describe(item)))
+    return problems
+
+
+def _reference_problems(spec: PolicySpec, nodes: _Nodes, file: str) -> list[Problem]:
+    problems = []
+    for name, model in spec.models.items():
+        if model.provider not in spec.providers:
+            known = ", ".join(spec.providers)
+            message = f"models.{name}.provider: unknown provider '{model.provider}' (known: {known})"
+            problems.append(Problem(file, nodes.line(("models", name, "provider")), message))
+    seen: set[str] = set()
+    for index, route in enumerate(spec.routes):
+        if route.name in seen:
+            message = f"routes[{index}].name: duplicate route name '{route.name}'"
+            problems.append(Problem(file, nodes.line(("routes", index, "name")), message))
+        seen.add(route.name)
+        if route.name == "other":
+            message = "routes[{}].name: 'other' is reserved for 'no route matched'".format(index)
+            problems.append(Problem(file, nodes.line(("routes", index, "name")), message))
+        if route.model not in spec.models:
+            message = f"routes[{index}].model: unknown model '{route.model}'"
+            problems.append(Problem(file, nodes.line(("routes", index, "model")), message))
+    if spec.default_model not in spec.models:
+        message = f"default_model: unknown model '{spec.default_model}'"
+        problems.append(Problem(file, nodes.line(("default_model",)), message))
+    if spec.router_alias in spec.models:
+        message = f"router_alias: '{spec.router_alias}' is also a configured model name"
+        problems.append(Problem(file, nodes.line(("router_alias",)), message))
+    return problems
+
+
+def _compile(spec: PolicySpec, name: str, file: str, digest: str) -> Policy:
+    providers = {
+        key: Provider(
+            name=key,
+            base_url=p.base_url,
+            api_key_env=p.api_key_env,
+            ca_file=p.ca_file,
+            request_timeout_s=p.request_timeout_s,
+        )
+        for key, p in spec.providers.items()
+    }
+    models = {
+        key: Model(key, providers[m.provider], m.upstream_model or key)
+        for key, m in spec.models.items()
+    }
+    r = spec.router
+    return Policy(
+        name=name,
+        version=digest,
+        source=file,
+        router=RouterTarget(r.endpoint.rstrip("/"), r.model, r.timeout_ms, r.api_key_env),
+        router_alias=spec.router_alias,
+        providers=providers,
+        models=models,
+        routes=tuple(Route(x.name, x.description, models[x.model]) for x in spec.routes),
+        default_model=models[spec.default_model],
+    )
+
+
+def parse_policy(text: str, file: str, name: str) -> Policy:
+    """Validate and compile one policy's YAML text; raise PolicyError listing every problem."""
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else 1
+        reason = getattr(exc, "problem", None) or str(exc)
+        raise PolicyError([Problem(file, line, f"YAML syntax error: {reason}")]) from None
+    nodes = _Nodes(root)
+    problems = _duplicate_keys(root, file)
+    data = yaml.safe_load(text) if root is not None else None
+    if not isinstance(data, dict):
+        raise PolicyError([*problems, Problem(file, nodes.line(()), "a policy must be a mapping")])
+    try:
+        spec = PolicySpec.model_validate(data)
+    except ValidationError as exc:
+        raise PolicyError(problems + _schema_problems(exc, nodes, file)) from None
+    problems += _reference_problems(spec, nodes, file)
+    if problems:
+        raise PolicyError(problems)
+    digest = hashlib.sha256(text.encode()).hexdigest()[:12]
+    return _compile(spec, name, file, digest)
+
+
+def load_policy_file(path: Path) -> Policy:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PolicyError([Problem(str(path), 1, f"cannot read: {exc}")]) from None
+    return parse_policy(text, str(path), path.stem)
+
+
+def policy_files(directory: Path) -> list[Path]:
+    return sorted(p for p in directory.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
+
+
+def load_policies(paths: Iterable[Path]) -> dict[str, Policy]:
+    """Load several files; raise one PolicyError with the problems of all of them."""
+    policies: dict[str, Policy] = {}
+    problems: list[Problem] = []
+    for path in paths:
+        try:
+            policy = load_policy_file(path)
+        except PolicyError as exc:
+            problems += exc.problems
+            continue
+        if policy.name in policies:
+            message = f"policy '{policy.name}' is defined twice ({policies[policy.name].source})"
+            problems.append(Problem(str(path), 1, message))
+        policies[policy.name] = policy
+    if problems:
+        raise PolicyError(problems)
+    return policies
+
+
+def load_policy_set(directory: Path) -> PolicySet:
+    """Every policy in a folder; `default.yaml` must be among them."""
+    if not directory.is_dir():
+        raise PolicyError([Problem(str(directory), 1, "policies folder does not exist")])
+    policies = load_policies(policy_files(directory))
+    if DEFAULT_POLICY not in policies:
+        message = f"no {DEFAULT_POLICY}.yaml: requests that name no policy need one"
+        raise PolicyError([Problem(str(directory / f"{DEFAULT_POLICY}.yaml"), 1, message)])
+    return PolicySet(policies)

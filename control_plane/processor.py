@@ -1,0 +1,143 @@
+"""Per-request logic of the ext_proc processor, in plain Python types.
+
+One RequestProcessor lives for one HTTP request (one ext_proc stream). It answers each phase with
+an action; extproc_messages turns actions into Envoy messages. Nothing here imports Envoy types.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import structlog
+
+from control_plane import metrics
+from control_plane.chat_request import parse_chat_request, with_model
+from control_plane.decision import NO_ROUTE, PASSTHROUGH, Decision
+from control_plane.envoy_config import CLUSTER_HEADER
+from control_plane.model_choice import choose_model
+from control_plane.openai_errors import RequestError
+from control_plane.policy import DEFAULT_POLICY, Model, Policy, PolicySet
+from control_plane.router_pool import RouterPool
+
+log = structlog.get_logger("switchyard.processor")
+
+POLICY_HEADER = "x-switchyard-policy"
+CHAT_PATH = "/v1/chat/completions"
+MODELS_PATH = "/v1/models"
+# Client credentials never reach a provider: Switchyard injects the provider's own key.
+CLIENT_CREDENTIAL_HEADERS = ("authorization", "x-api-key", "api-key")
+
+
+@dataclass(frozen=True)
+class Forward:
+    """Let the request go on, changed as described."""
+
+    set_headers: tuple[tuple[str, str], ...] = ()
+    remove_headers: tuple[str, ...] = ()
+    body: bytes | None = None  # replacement body (BUFFERED body phase only)
+    want_body: bool = False  # ask Envoy for the buffered body next
+    clear_route_cache: bool = False
+    metadata: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Reply:
+    """Answer the app directly; nothing goes upstream."""
+
+    status: int
+    body: bytes
+    headers: tuple[tuple[str, str], ...] = ()
+
+
+Action = Forward | Reply
+
+
+def _path(raw: str) -> str:
+    return raw.split("?", 1)[0]
+
+
+def _upstream_headers(model: Model, client_headers: Mapping[str, str]) -> tuple[
+    tuple[tuple[str, str], ...], tuple[str, ...]
+]:
+    """Headers to set and remove so the request reaches `model`'s provider as Switchyard."""
+    provider = model.provider
+    set_headers = [(CLUSTER_HEADER, provider.cluster)]
+    key = os.environ.get(provider.api_key_env) if provider.api_key_env else None
+    if key:
+        set_headers.append(("authorization", f"Bearer {key}"))
+    owned = {name for name, _ in set_headers}
+    remove = [h for h in client_headers if h.startswith("x-switchyard-") and h not in owned]
+    remove += [h for h in CLIENT_CREDENTIAL_HEADERS if h in client_headers and h not in owned]
+    return tuple(set_headers), tuple(remove)
+
+
+def _reply(error: RequestError, decision_headers: list[tuple[str, str]]) -> Reply:
+    headers = (("content-type", "application/json"), *decision_headers)
+    return Reply(error.status, error.body(), headers)
+
+
+class RequestProcessor:
+    def __init__(self, policies: PolicySet, routers: RouterPool) -> None:
+        self.policies = policies
+        self.routers = routers
+        self.policy: Policy | None = None
+        self.headers: Mapping[str, str] = {}
+        self.decision: Decision | None = None
+
+    def on_request_headers(self, headers: Mapping[str, str], end_of_stream: bool) -> Action:
+        self.headers = headers
+        name = headers.get(POLICY_HEADER) or DEFAULT_POLICY
+        policy = self.policies.policies.get(name)
+        if policy is None:
+            known = ", ".join(self.policies.policies)
+            error = RequestError(
+                404, f"unknown policy '{name}' (known: {known})", "policy_not_found", POLICY_HEADER
+            )
+            return _reply(error, [])
+        self.policy = policy
+        method, path = headers.get(":method", ""), _path(headers.get(":path", ""))
+        if path == CHAT_PATH and method == "POST":
+            if end_of_stream:
+                return _reply(RequestError(400, "request body is empty", "invalid_body"), [])
+            return Forward(want_body=True)
+        if path == MODELS_PATH and method == "GET":
+            return self._models_reply(policy)
+        return self._forward_to(policy.default_model, Decision(
+            policy.name, policy.version, NO_ROUTE, policy.default_model.name, PASSTHROUGH
+        ))
+
+    async def on_request_body(self, body: bytes) -> Action:
+        assert self.policy is not None, "body before headers"
+        policy = self.policy
+        try:
+            request = parse_chat_request(body)
+            model, decision = await choose_model(policy, request, self.routers.get(policy.router))
+        except RequestError as error:
+            return _reply(error, [("x-switchyard-policy", policy.name)])
+        return self._forward_to(model, decision, with_model(request, model.upstream_model))
+
+    def _forward_to(self, model: Model, decision: Decision, body: bytes | None = None) -> Forward:
+        self.decision = decision
+        set_headers, remove = _upstream_headers(model, self.headers)
+        if body is not None:
+            set_headers += (("content-length", str(len(body))),)
+        metrics.record(decision)
+        log.info("decision", **decision.log_fields())
+        return Forward(
+            set_headers=set_headers,
+            remove_headers=remove,
+            body=body,
+            clear_route_cache=True,
+            metadata=decision.metadata(),
+        )
+
+    def _models_reply(self, policy: Policy) -> Reply:
+        data = [
+            {"id": name, "object": "model", "created": 0, "owned_by": "switchyard"}
+            for name in policy.model_names()
+        ]
+        body = json.dumps({"object": "list", "data": data}).encode()
+        return Reply(200, body, (("content-type", "application/json"), (POLICY_HEADER, policy.name)))

@@ -1,0 +1,128 @@
+"""`switchyard up`: the processor, the admin endpoints and Envoy (plus, optionally, vLLM serving
+the router model), run together in the foreground and stopped together."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import signal
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+import structlog
+from aiohttp import web
+from grpclib.server import Server
+
+from control_plane.admin import admin_app
+from control_plane.children import Child
+from control_plane.envoy_config import EnvoyPorts, write_bootstrap
+from control_plane.extproc_service import ExtProcService
+from control_plane.policy_loader import load_policy_set
+from control_plane.router_pool import RouterPool
+from control_plane.snapshot import SnapshotStore
+from router_model.serving import RouterServing, vllm_command, vllm_env
+
+log = structlog.get_logger("switchyard.up")
+
+
+@dataclass(frozen=True)
+class HostPort:
+    host: str
+    port: int
+
+    @classmethod
+    def parse(cls, text: str) -> HostPort:
+        host, _, port = text.rpartition(":")
+        if not host or not port.isdigit():
+            raise ValueError(f"expected HOST:PORT, got {text!r}")
+        return cls(host.strip("[]"), int(port))
+
+    def __str__(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class SidecarOptions:
+    policies: Path
+    listen: HostPort
+    admin: HostPort
+    processor: HostPort
+    envoy_admin: HostPort
+    router_serving: RouterServing | None = None  # also run vLLM with this model
+    envoy_binary: str = "envoy"
+
+
+async def _envoy_ready(envoy_admin: HostPort) -> bool:
+    try:
+        async with aiohttp.ClientSession() as session:
+            async with session.get(f"http://{envoy_admin}/ready", timeout=aiohttp.ClientTimeout(total=1)) as r:
+                return r.status == 200
+    except (aiohttp.ClientError, OSError, TimeoutError):
+        return False
+
+
+async def run(options: SidecarOptions) -> int:
+    policies = load_policy_set(options.policies)  # a bad first load is fatal: fail fast
+    snapshots = SnapshotStore(policies)
+    routers = RouterPool()
+    server = Server([ExtProcService(snapshots, routers)])
+    await server.start(options.processor.host, options.processor.port)
+
+    admin_runner = web.AppRunner(admin_app(snapshots, lambda: _envoy_ready(options.envoy_admin)))
+    await admin_runner.setup()
+    await web.TCPSite(admin_runner, options.admin.host, options.admin.port).start()
+
+    workdir = Path(tempfile.mkdtemp(prefix="switchyard-"))
+    ports = EnvoyPorts(
+        listen_address=options.listen.host,
+        listen_port=options.listen.port,
+        admin_port=options.envoy_admin.port,
+        processor_address=options.processor.host,
+        processor_port=options.processor.port,
+    )
+    bootstrap = write_bootstrap(policies, ports, workdir / "envoy.yaml")
+    children = []
+    if options.router_serving is not None:
+        serving = options.router_serving
+        children.append(Child("router", vllm_command(serving), vllm_env(serving)))
+    children.append(Child("envoy", [
+        options.envoy_binary, "-c", str(bootstrap), "--log-level", "warn",
+        "--disable-hot-restart", "--base-id-path", str(workdir / "base-id"), "--use-dynamic-base-id",
+    ]))
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    exit_code = 0
+    try:
+        for child in children:
+            await child.start()
+        log.info(
+            "switchyard_up",
+            listen=f"http://{options.listen}/v1",
+            admin=f"http://{options.admin}",
+            policies=sorted(policies.policies),
+        )
+        print(f"Switchyard listening on http://{options.listen}/v1 (admin http://{options.admin})",
+              flush=True)
+        exited = [asyncio.ensure_future(child.wait()) for child in children]
+        stopping = asyncio.ensure_future(stop.wait())
+        done, _ = await asyncio.wait([stopping, *exited], return_when=asyncio.FIRST_COMPLETED)
+        if stopping not in done:
+            dead = [c.name for c, f in zip(children, exited) if f in done]
+            log.error("child_exited", children=dead)
+            exit_code = 1
+        stopping.cancel()
+    finally:
+        for child in reversed(children):
+            await child.stop()
+        server.close()
+        await server.wait_closed()
+        await admin_runner.cleanup()
+        await routers.close()
+        shutil.rmtree(workdir, ignore_errors=True)
+        log.info("switchyard_down")
+    return exit_code

@@ -1,0 +1,92 @@
+"""A local OpenAI-compatible server standing in for a third-party provider (or a scripted router).
+
+Run as its own process: `python -m tests.support.fake_openai --name NAME --port PORT [--tls CERT KEY]`.
+It records every request it receives (GET /_test/requests) and answers chat completions with a
+message naming itself and the model it was asked for. As a scripted router it answers with the
+route set through POST /_test/control {"route": ..., "delay_ms": ..., "status": ..., "raw": ...}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import ssl
+import time
+from typing import Any
+
+from aiohttp import web
+
+
+def completion(name: str, model: str, content: str) -> dict[str, Any]:
+    return {
+        "id": f"chatcmpl-{name}-{time.monotonic_ns()}",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [{"index": 0, "finish_reason": "stop",
+                     "message": {"role": "assistant", "content": content}}],
+        "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+    }
+
+
+def make_app(name: str) -> web.Application:
+    requests: list[dict[str, Any]] = []
+    control: dict[str, Any] = {"route": None, "delay_ms": 0, "status": 200, "raw": None}
+
+    async def chat(request: web.Request) -> web.StreamResponse:
+        raw = await request.read()
+        body = json.loads(raw)
+        requests.append({"path": request.path, "headers": dict(request.headers), "body": body})
+        if control["delay_ms"]:
+            await asyncio.sleep(control["delay_ms"] / 1000)
+        if control["status"] != 200:
+            error = {"error": {"message": f"{name} failed", "type": "server_error", "code": None}}
+            return web.json_response(error, status=control["status"])
+        if control["raw"] is not None or control["route"] is not None:
+            answer = control["raw"] if control["raw"] is not None else json.dumps({"route": control["route"]})
+            return web.json_response(completion(name, body.get("model", ""), answer))
+        return web.json_response(completion(name, body.get("model", ""), f"hello from {name}"))
+
+    async def other(request: web.Request) -> web.Response:
+        raw = await request.read()
+        requests.append({"path": request.path, "headers": dict(request.headers),
+                         "body": raw.decode("utf-8", "replace")})
+        return web.json_response({"provider": name, "path": request.path})
+
+    async def get_requests(_: web.Request) -> web.Response:
+        return web.json_response(requests)
+
+    async def clear_requests(_: web.Request) -> web.Response:
+        requests.clear()
+        return web.json_response({"ok": True})
+
+    async def set_control(request: web.Request) -> web.Response:
+        control.update(await request.json())
+        return web.json_response(control)
+
+    app = web.Application(client_max_size=64 * 1024 * 1024)
+    app.router.add_get("/_test/requests", get_requests)
+    app.router.add_delete("/_test/requests", clear_requests)
+    app.router.add_post("/_test/control", set_control)
+    app.router.add_post("/{prefix:.*}chat/completions", chat)
+    app.router.add_route("*", "/{tail:.*}", other)
+    return app
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--name", required=True)
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--tls", nargs=2, metavar=("CERT", "KEY"))
+    args = parser.parse_args()
+    context = None
+    if args.tls:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(*args.tls)
+    web.run_app(make_app(args.name), host="127.0.0.1", port=args.port, ssl_context=context,
+                print=None, access_log=None)
+
+
+if __name__ == "__main__":
+    main()
