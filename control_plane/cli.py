@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import json
 import sys
+from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,15 @@ def _router_serving(spec: str | None, device: str) -> RouterServing | None:
     return RouterServing(model=spec, device=device)
 
 
+def _run_loop(main: Coroutine[Any, Any, int]) -> int:
+    """uvloop where available: it cuts the processor's per-message overhead noticeably."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(main)
+    return uvloop.run(main)
+
+
 def cmd_up(args: argparse.Namespace) -> int:
     options = SidecarOptions(
         policies=Path(args.policies),
@@ -41,7 +51,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         router_serving=_router_serving(args.with_router, args.router_device),
     )
     try:
-        return asyncio.run(run(options))
+        return _run_loop(run(options))
     except PolicyError as exc:
         print(exc, file=sys.stderr)
         return 1

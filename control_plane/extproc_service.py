@@ -1,23 +1,25 @@
-"""The ext_proc gRPC service: one flat loop per Envoy stream (= per HTTP request)."""
+"""The ext_proc gRPC service: one flat loop per Envoy stream (= per HTTP request).
+
+It is envoy-data-plane's ExternalProcessorBase (same service and method name), but its handler
+exchanges raw bytes through extproc_wire: see that module for why.
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from typing import Any
 
-import betterproto2
+import grpclib.const
 import structlog
-from envoy_data_plane.envoy.service.ext_proc.v3 import (
-    ExternalProcessorBase,
-    ProcessingRequest,
-    ProcessingResponse,
-)
+from envoy_data_plane.envoy.service.ext_proc.v3 import ExternalProcessorBase
+from grpclib.server import Stream
 
-from control_plane import extproc_messages as messages
+from control_plane import extproc_wire as wire
 from control_plane.processor import RequestProcessor
 from control_plane.router_pool import RouterPool
 from control_plane.snapshot import SnapshotStore
 
 log = structlog.get_logger("switchyard.extproc")
+PROCESS_METHOD = "/envoy.service.ext_proc.v3.ExternalProcessor/Process"
 
 
 class ExtProcService(ExternalProcessorBase):
@@ -25,20 +27,24 @@ class ExtProcService(ExternalProcessorBase):
         self.snapshots = snapshots
         self.routers = routers
 
-    async def process(
-        self, messages_in: AsyncIterator[ProcessingRequest]
-    ) -> AsyncIterator[ProcessingResponse]:
+    async def handle(self, stream: Stream[bytes, bytes]) -> None:
         processor: RequestProcessor | None = None
-        async for request in messages_in:
-            phase, payload = betterproto2.which_one_of(request, "request")
-            if phase == "request_headers":
+        async for raw in stream:
+            request = wire.decode_request(raw)
+            if request.phase == "request_headers":
                 # The snapshot is taken once per request and kept to its end.
                 processor = RequestProcessor(self.snapshots.current, self.routers)
-                action = processor.on_request_headers(
-                    messages.header_dict(payload.headers), payload.end_of_stream
-                )
-                yield messages.request_headers_response(action)
-            elif phase == "request_body" and processor is not None and processor.policy:
-                yield messages.request_body_response(await processor.on_request_body(payload.body))
+                action = processor.on_request_headers(request.headers, request.end_of_stream)
+                await stream.send_message(wire.encode_response(request.phase, action))
+            elif request.phase == "request_body" and processor and processor.policy:
+                action = await processor.on_request_body(request.body)
+                await stream.send_message(wire.encode_response(request.phase, action))
             else:
-                yield messages.pass_through(phase)
+                await stream.send_message(wire.pass_through(request.phase))
+
+    def __mapping__(self) -> dict[str, Any]:
+        return {
+            PROCESS_METHOD: grpclib.const.Handler(
+                self.handle, grpclib.const.Cardinality.STREAM_STREAM, bytes, bytes
+            )
+        }

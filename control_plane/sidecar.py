@@ -19,6 +19,7 @@ from control_plane.admin import admin_app
 from control_plane.children import Child
 from control_plane.envoy_config import EnvoyPorts, write_bootstrap
 from control_plane.extproc_service import ExtProcService
+from control_plane.grpc_codec import RawOrProtoCodec
 from control_plane.policy_loader import load_policy_set
 from control_plane.router_pool import RouterPool
 from control_plane.snapshot import SnapshotStore
@@ -67,7 +68,7 @@ async def run(options: SidecarOptions) -> int:
     policies = load_policy_set(options.policies)  # a bad first load is fatal: fail fast
     snapshots = SnapshotStore(policies)
     routers = RouterPool()
-    server = Server([ExtProcService(snapshots, routers)])
+    server = Server([ExtProcService(snapshots, routers)], codec=RawOrProtoCodec())
     await server.start(options.processor.host, options.processor.port)
 
     admin_runner = web.AppRunner(admin_app(snapshots, lambda: _envoy_ready(options.envoy_admin)))

@@ -1,0 +1,131 @@
+"""Added latency of Switchyard over bare Envoy, same upstream, same run (explicit model: no router).
+
+Starts one local upstream, bare Envoy (same bootstrap minus the Switchyard filters) and
+`switchyard up`, then alternates requests between the two so both see the same machine noise.
+
+    python benchmarks/added_latency.py [--requests 2000] [--concurrency 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import aiohttp
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from control_plane.envoy_config import EnvoyPorts, render_bootstrap  # noqa: E402
+from control_plane.policy_loader import load_policy_set  # noqa: E402
+
+POLICY = """\
+version: 1
+router: {endpoint: "http://127.0.0.1:1/v1", model: Arch-Router, timeout_ms: 400}
+providers:
+  upstream: {base_url: "http://127.0.0.1:%(upstream)d/v1"}
+models:
+  m: {provider: upstream}
+default_model: m
+"""
+BODY = json.dumps({"model": "m", "messages": [{"role": "user", "content": "hello " * 40}]})
+
+
+def bare_envoy_config(policy_dir: Path, port: int, admin_port: int) -> dict:
+    config = render_bootstrap(load_policy_set(policy_dir), EnvoyPorts(listen_port=port, admin_port=admin_port))
+    hcm = config["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+    hcm["http_filters"] = [f for f in hcm["http_filters"] if f["name"] == "envoy.filters.http.router"]
+    for route in hcm["route_config"]["virtual_hosts"][0]["routes"]:
+        route["match"].pop("headers", None)
+    return config
+
+
+async def wait_ready(session: aiohttp.ClientSession, url: str, deadline_s: float = 60) -> None:
+    deadline = time.monotonic() + deadline_s
+    while time.monotonic() < deadline:
+        try:
+            async with session.post(url, data=BODY, headers={"content-type": "application/json"}) as r:
+                if r.status == 200:
+                    return
+        except aiohttp.ClientError:
+            pass
+        await asyncio.sleep(0.2)
+    raise RuntimeError(f"{url} not ready")
+
+
+async def one(session: aiohttp.ClientSession, url: str) -> float:
+    started = time.perf_counter()
+    async with session.post(url, data=BODY, headers={"content-type": "application/json"}) as r:
+        await r.read()
+        assert r.status == 200, r.status
+    return (time.perf_counter() - started) * 1000
+
+
+async def measure(urls: dict[str, str], requests: int, concurrency: int) -> dict[str, list[float]]:
+    samples: dict[str, list[float]] = {name: [] for name in urls}
+    connector = aiohttp.TCPConnector(limit=concurrency * len(urls) * 2)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        for url in urls.values():
+            await wait_ready(session, url)
+            for _ in range(50):  # warm-up
+                await one(session, url)
+
+        async def worker() -> None:
+            for _ in range(requests // concurrency):
+                for name, url in urls.items():  # interleaved: same noise for both
+                    samples[name].append(await one(session, url))
+
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return samples
+
+
+def pct(values: list[float], q: float) -> float:
+    return statistics.quantiles(values, n=100)[int(q) - 1]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--concurrency", type=int, default=1)
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="sy-bench-"))
+    (work / "policies").mkdir()
+    (work / "policies" / "default.yaml").write_text(POLICY % {"upstream": 19001})
+    (work / "bare.yaml").write_text(yaml.safe_dump(bare_envoy_config(work / "policies", 19010, 19911)))
+    py = sys.executable
+    procs = [
+        subprocess.Popen([py, "-m", "tests.support.fake_openai", "--name", "up", "--port", "19001"], cwd=ROOT),
+        subprocess.Popen(["envoy", "-c", str(work / "bare.yaml"), "--log-level", "error",
+                          "--base-id", "7", "--disable-hot-restart"]),
+        subprocess.Popen([py, "-m", "control_plane.cli", "--log-level", "warning", "up",
+                          "--policies", str(work / "policies"), "--listen", "127.0.0.1:19020",
+                          "--admin", "127.0.0.1:19090", "--processor", "127.0.0.1:19051",
+                          "--envoy-admin", "127.0.0.1:19921"], cwd=ROOT, stdout=subprocess.DEVNULL),
+    ]
+    try:
+        urls = {"bare envoy": "http://127.0.0.1:19010/v1/chat/completions",
+                "switchyard": "http://127.0.0.1:19020/v1/chat/completions"}
+        samples = asyncio.run(measure(urls, args.requests, args.concurrency))
+    finally:
+        for proc in reversed(procs):
+            proc.terminate()
+            proc.wait(timeout=20)
+    print(f"requests per target: {args.requests}, concurrency {args.concurrency}, cpus {os.cpu_count()}")
+    for name, values in samples.items():
+        print(f"{name:>12}: p50 {statistics.median(values):6.2f} ms  p99 {pct(values, 99):6.2f} ms")
+    bare, sy = samples["bare envoy"], samples["switchyard"]
+    print(f"{'added':>12}: p50 {statistics.median(sy) - statistics.median(bare):+6.2f} ms  "
+          f"p99 {pct(sy, 99) - pct(bare, 99):+6.2f} ms")
+
+
+if __name__ == "__main__":
+    main()
