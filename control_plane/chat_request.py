@@ -21,9 +21,11 @@ class ChatRequest:
 
 def parse_chat_request(raw: bytes) -> ChatRequest:
     try:
-        body = json.loads(raw)
+        text = raw.decode("utf-8")  # explicit: json.loads(bytes) would also accept UTF-16/32
     except UnicodeDecodeError:
         raise RequestError(400, "request body is not valid UTF-8", "invalid_body") from None
+    try:
+        body = json.loads(text)
     except (ValueError, RecursionError) as exc:
         raise RequestError(400, f"request body is not valid JSON: {exc}", "invalid_json") from None
     if not isinstance(body, dict):

@@ -57,8 +57,8 @@ class _Nodes:
         node = self.root
         if node is None:
             return 1
-        for part in loc:
-            child = self._child(node, part, key)
+        for depth, part in enumerate(loc):
+            child = self._child(node, part, key and depth == len(loc) - 1)
             if child is None:
                 break
             node = child

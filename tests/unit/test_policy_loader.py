@@ -1,0 +1,115 @@
+"""Policy validation: every broken policy is rejected with `file:line: message`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from control_plane.policy_loader import PolicyError, load_policy_set, parse_policy
+
+GOOD = """\
+version: 1
+router:
+  endpoint: http://127.0.0.1:8000/v1
+  model: Arch-Router
+  timeout_ms: 400
+providers:
+  openai:
+    base_url: https://api.openai.com/v1
+    api_key_env: OPENAI_API_KEY
+  local:
+    base_url: http://127.0.0.1:8001/v1
+models:
+  gpt-4o: {provider: openai}
+  small: {provider: local, upstream_model: SmolLM2-135M-Instruct}
+routes:
+  - name: code_generation
+    description: generating new code
+    model: gpt-4o
+default_model: small
+"""
+
+
+def edit(old: str, new: str) -> str:
+    assert old in GOOD, old
+    return GOOD.replace(old, new, 1)
+
+
+BROKEN = [
+    # (id, text, expected line, expected message fragment)
+    ("unknown top-level key", GOOD + "retries: 3\n", 20, "retries: unknown key"),
+    ("unknown router key", edit("  timeout_ms: 400\n", "  timeout_ms: 400\n  temperature: 0\n"),
+     6, "router.temperature: unknown key"),
+    ("unknown provider key", edit("    api_key_env: OPENAI_API_KEY\n",
+                                  "    api_key_env: OPENAI_API_KEY\n    api_key: sk-123\n"),
+     10, "providers.openai.api_key: unknown key"),
+    ("missing router model", edit("  model: Arch-Router\n", ""), 3, "router.model: required field is missing"),
+    ("missing default_model", edit("default_model: small\n", ""), 1, "default_model: required field is missing"),
+    ("missing route description", edit("    description: generating new code\n", ""),
+     16, "routes.0.description: required field is missing"),
+    ("timeout is a string", edit("timeout_ms: 400", "timeout_ms: fast"), 5, "router.timeout_ms"),
+    ("timeout is negative", edit("timeout_ms: 400", "timeout_ms: -1"), 5, "router.timeout_ms"),
+    ("base_url is not a URL", edit("base_url: http://127.0.0.1:8001/v1", "base_url: localhost"),
+     11, "providers.local.base_url"),
+    ("routes is a mapping", edit("routes:\n  - name", "routes:\n  x:\n    name").replace(
+        "    description: generating new code\n    model: gpt-4o\n", ""), 16, "routes: Input should be a valid list"),
+    ("duplicate route names", GOOD.replace("default_model", "  - name: code_generation\n"
+     "    description: again\n    model: small\ndefault_model"), 19, "duplicate route name 'code_generation'"),
+    ("route to unknown model", edit("    model: gpt-4o\n", "    model: gpt-5\n"), 18, "routes[0].model: unknown model 'gpt-5'"),
+    ("default to unknown model", edit("default_model: small", "default_model: tiny"), 19,
+     "default_model: unknown model 'tiny'"),
+    ("model to unknown provider", edit("{provider: openai}", "{provider: azure}"), 13,
+     "models.gpt-4o.provider: unknown provider 'azure'"),
+    ("duplicate YAML key", edit("  gpt-4o: {provider: openai}\n",
+                                "  gpt-4o: {provider: openai}\n  gpt-4o: {provider: local}\n"),
+     14, "duplicate key 'gpt-4o'"),
+    ("YAML syntax error", edit("  model: Arch-Router\n", "  model: [Arch-Router\n"), 5, "YAML syntax error"),
+    ("unsupported version", edit("version: 1", "version: 2"), 1, "version"),
+    ("route named other", edit("  - name: code_generation", "  - name: other"), 16, "'other' is reserved"),
+    ("not a mapping", "- just\n- a list\n", 1, "a policy must be a mapping"),
+]
+
+
+@pytest.mark.parametrize("text,line,fragment", [b[1:] for b in BROKEN], ids=[b[0] for b in BROKEN])
+def test_broken_policy_is_rejected_with_file_and_line(text: str, line: int, fragment: str) -> None:
+    with pytest.raises(PolicyError) as caught:
+        parse_policy(text, "policies/broken.yaml", "broken")
+    messages = [str(p) for p in caught.value.problems]
+    assert any(m.startswith(f"policies/broken.yaml:{line}: ") and fragment in m for m in messages), messages
+
+
+def test_good_policy_compiles() -> None:
+    policy = parse_policy(GOOD, "policies/good.yaml", "good")
+    assert policy.name == "good"
+    assert policy.routes[0].model.upstream_model == "gpt-4o"
+    assert policy.models["small"].upstream_model == "SmolLM2-135M-Instruct"
+    assert policy.default_model.provider.path_prefix == "/v1"
+    assert policy.models["gpt-4o"].provider.tls
+    assert policy.model_names() == ["auto", "gpt-4o", "small"]
+
+
+def test_every_problem_is_reported_at_once() -> None:
+    text = edit("default_model: small", "default_model: tiny").replace("{provider: openai}", "{provider: azure}")
+    with pytest.raises(PolicyError) as caught:
+        parse_policy(text, "p.yaml", "p")
+    assert len(caught.value.problems) == 2
+
+
+def test_version_changes_with_content() -> None:
+    a = parse_policy(GOOD, "a.yaml", "a")
+    b = parse_policy(GOOD.replace("400", "401"), "a.yaml", "a")
+    assert a.version != b.version
+
+
+def test_folder_without_default_is_rejected(tmp_path: Path) -> None:
+    (tmp_path / "travel.yaml").write_text(GOOD)
+    with pytest.raises(PolicyError, match="default.yaml:1: no default.yaml"):
+        load_policy_set(tmp_path)
+
+
+def test_shipped_policies_are_valid() -> None:
+    policies = load_policy_set(Path(__file__).resolve().parents[2] / "policies")
+    assert "default" in policies.policies and len(policies.policies) >= 2
+    groq = policies.policies["travel"].providers["groq"]
+    assert groq.path_prefix == "/openai/v1" and groq.host == "api.groq.com" and groq.port == 443
