@@ -55,13 +55,33 @@ class SidecarOptions:
     envoy_binary: str = "envoy"
 
 
-async def _envoy_ready(envoy_admin: HostPort) -> bool:
+async def _answers_ok(url: str) -> bool:
     try:
         async with aiohttp.ClientSession() as session:
-            async with session.get(f"http://{envoy_admin}/ready", timeout=aiohttp.ClientTimeout(total=1)) as r:
-                return r.status == 200
+            async with session.get(url, timeout=aiohttp.ClientTimeout(total=1)) as response:
+                return response.status == 200
     except (aiohttp.ClientError, OSError, TimeoutError):
         return False
+
+
+def _readiness_urls(options: SidecarOptions) -> list[str]:
+    """Ready = Envoy is ready, and the router model too when `up` serves it."""
+    urls = [f"http://{options.envoy_admin}/ready"]
+    if options.router_serving is not None:
+        serving = options.router_serving
+        urls.append(f"http://{serving.host}:{serving.port}/health")
+    return urls
+
+
+async def _all_ready(urls: list[str]) -> bool:
+    return all(await asyncio.gather(*(_answers_ok(url) for url in urls)))
+
+
+async def _announce_ready(urls: list[str]) -> None:
+    while not await _all_ready(urls):
+        await asyncio.sleep(0.5)
+    log.info("ready")
+    print("Switchyard is ready.", flush=True)
 
 
 async def run(options: SidecarOptions) -> int:
@@ -71,7 +91,8 @@ async def run(options: SidecarOptions) -> int:
     server = Server([ExtProcService(snapshots, routers)], codec=RawOrProtoCodec())
     await server.start(options.processor.host, options.processor.port)
 
-    admin_runner = web.AppRunner(admin_app(snapshots, lambda: _envoy_ready(options.envoy_admin)))
+    readiness = _readiness_urls(options)
+    admin_runner = web.AppRunner(admin_app(snapshots, lambda: _all_ready(readiness)))
     await admin_runner.setup()
     await web.TCPSite(admin_runner, options.admin.host, options.admin.port).start()
 
@@ -109,6 +130,9 @@ async def run(options: SidecarOptions) -> int:
         )
         print(f"Switchyard listening on http://{options.listen}/v1 (admin http://{options.admin})",
               flush=True)
+        if options.router_serving is not None:
+            print("Starting the router model with vLLM (a minute or more on CPU)...", flush=True)
+        announcer = asyncio.ensure_future(_announce_ready(readiness))
         exited = [asyncio.ensure_future(child.wait()) for child in children]
         stopping = asyncio.ensure_future(stop.wait())
         done, _ = await asyncio.wait([stopping, *exited], return_when=asyncio.FIRST_COMPLETED)
@@ -117,6 +141,7 @@ async def run(options: SidecarOptions) -> int:
             log.error("child_exited", children=dead)
             exit_code = 1
         stopping.cancel()
+        announcer.cancel()
     finally:
         for child in reversed(children):
             await child.stop()
