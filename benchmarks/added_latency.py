@@ -25,7 +25,7 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from control_plane.envoy_config import EnvoyPorts, render_bootstrap  # noqa: E402
+from control_plane.envoy_config import EnvoyPorts, envoy_binary, provider_cluster, render_bootstrap, route_configuration  # noqa: E402
 from control_plane.policy_loader import load_policy_set  # noqa: E402
 
 POLICY = """\
@@ -41,9 +41,15 @@ BODY = json.dumps({"model": "m", "messages": [{"role": "user", "content": "hello
 
 
 def bare_envoy_config(policy_dir: Path, port: int, admin_port: int) -> dict:
-    config = render_bootstrap(load_policy_set(policy_dir), EnvoyPorts(listen_port=port, admin_port=admin_port))
+    """Switchyard's own bootstrap, static, without the Switchyard filters: plain Envoy proxying."""
+    providers = load_policy_set(policy_dir).providers()
+    config = render_bootstrap(EnvoyPorts(listen_port=port, admin_port=admin_port))
+    config.pop("dynamic_resources")
+    config["static_resources"]["clusters"] = [provider_cluster(p) for p in providers]
     hcm = config["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
     hcm["http_filters"] = [f for f in hcm["http_filters"] if f["name"] == "envoy.filters.http.router"]
+    hcm.pop("rds")
+    hcm["route_config"] = route_configuration(providers)
     for route in hcm["route_config"]["virtual_hosts"][0]["routes"]:
         route["match"].pop("headers", None)
     return config
@@ -104,7 +110,7 @@ def main() -> None:
     py = sys.executable
     procs = [
         subprocess.Popen([py, "-m", "tests.support.fake_openai", "--name", "up", "--port", "19001"], cwd=ROOT),
-        subprocess.Popen(["envoy", "-c", str(work / "bare.yaml"), "--log-level", "error",
+        subprocess.Popen([envoy_binary(), "-c", str(work / "bare.yaml"), "--log-level", "error",
                           "--base-id", "7", "--disable-hot-restart"]),
         subprocess.Popen([py, "-m", "control_plane.cli", "--log-level", "warning", "up",
                           "--policies", str(work / "policies"), "--listen", "127.0.0.1:19020",

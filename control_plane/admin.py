@@ -7,12 +7,15 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from control_plane import metrics
+from control_plane.reloader import ReloadStatus
 from control_plane.snapshot import SnapshotStore
 
 ReadyCheck = Callable[[], Awaitable[bool]]
 
 
-def admin_app(snapshots: SnapshotStore, ready: ReadyCheck) -> web.Application:
+def admin_app(
+    snapshots: SnapshotStore, ready: ReadyCheck, reload_status: Callable[[], ReloadStatus]
+) -> web.Application:
     async def healthz(_: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
 
@@ -25,9 +28,12 @@ def admin_app(snapshots: SnapshotStore, ready: ReadyCheck) -> web.Application:
 
     async def policies(_: web.Request) -> web.Response:
         current = snapshots.current
+        status = reload_status()
         return web.json_response({
             "generation": snapshots.generation,
-            "last_reload_error": None,
+            "last_reload_ok": status.ok,
+            "last_reload_at": status.at,
+            "last_reload_error": None if status.ok else list(status.errors),
             "policies": {
                 name: {
                     "version": p.version,

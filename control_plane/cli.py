@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 from collections.abc import Coroutine
 from pathlib import Path
@@ -49,6 +50,10 @@ def cmd_up(args: argparse.Namespace) -> int:
         processor=HostPort.parse(args.processor),
         envoy_admin=HostPort.parse(args.envoy_admin),
         router_serving=_router_serving(args.with_router, args.router_device),
+        run_envoy=not args.no_envoy,
+        envoy_bootstrap=Path(args.envoy_bootstrap) if args.envoy_bootstrap else None,
+        watch=args.watch,
+        drain_s=args.drain_seconds,
     )
     try:
         return _run_loop(run(options))
@@ -124,6 +129,16 @@ def parser() -> argparse.ArgumentParser:
                     help="also serve the router model with vLLM: 'standin' (offline, CPU) or a "
                          "model id/path (e.g. katanemo/Arch-Router-1.5B)")
     up.add_argument("--router-device", choices=["gpu", "cpu"], default="gpu")
+    up.add_argument("--watch", choices=["inotify", "poll", "off"],
+                    default=os.environ.get("SWITCHYARD_WATCH", "inotify"),
+                    help="how to notice policy edits; poll for bind mounts without inotify "
+                         "(env SWITCHYARD_WATCH)")
+    up.add_argument("--drain-seconds", type=float, default=30.0,
+                    help="how long a removed provider's Envoy cluster outlives the reload")
+    up.add_argument("--no-envoy", action="store_true",
+                    help="do not start Envoy (it runs elsewhere, e.g. its own container)")
+    up.add_argument("--envoy-bootstrap", metavar="PATH",
+                    help="write the rendered Envoy bootstrap here (default: a temp folder)")
     up.set_defaults(func=cmd_up)
 
     check = sub.add_parser("check", help="validate policy files")

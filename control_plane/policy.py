@@ -116,6 +116,5 @@ class PolicySet:
                 seen.setdefault(provider.cluster, provider)
         return sorted(seen.values(), key=lambda p: p.cluster)
 
-    @property
-    def max_router_timeout_ms(self) -> int:
-        return max(p.router.timeout_ms for p in self.policies.values())
+    def versions(self) -> dict[str, str]:
+        return {name: p.version for name, p in self.policies.items()}

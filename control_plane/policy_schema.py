@@ -22,7 +22,8 @@ class _Strict(BaseModel):
 class RouterSpec(_Strict):
     endpoint: HttpUrl
     model: Annotated[str, StringConstraints(min_length=1)]
-    timeout_ms: Annotated[int, Field(gt=0, le=60_000)] = 400
+    # At most 10 s: Envoy's ext_proc message_timeout (envoy/bootstrap.yaml) is 11 s.
+    timeout_ms: Annotated[int, Field(gt=0, le=10_000)] = 400
     api_key_env: EnvVarName | None = None
 
 

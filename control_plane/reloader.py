@@ -1,0 +1,110 @@
+"""Reloading the policies folder: validate all of it, then publish it in an order that keeps
+Envoy and the processor consistent.
+
+1. Envoy gets the union of old and new provider clusters and routes; wait for its ACK.
+2. The processor's snapshot is swapped (new requests use it; requests in flight keep theirs).
+3. After a drain period, clusters no policy uses any more are removed from Envoy.
+
+So the processor never names a cluster Envoy does not have. An invalid edit changes nothing: the
+last good snapshot keeps serving and the error is logged, counted and shown on /policies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import structlog
+
+from control_plane import metrics
+from control_plane.envoy_config import xds_resources
+from control_plane.policy import PolicySet, Provider
+from control_plane.policy_loader import PolicyError, load_policy_set
+from control_plane.snapshot import SnapshotStore
+from control_plane.xds_cache import EnvoyRejected, XdsCache
+
+log = structlog.get_logger("switchyard.reload")
+
+
+@dataclass(frozen=True)
+class ReloadStatus:
+    ok: bool
+    errors: tuple[str, ...] = ()
+    at: float = 0.0
+
+
+def _union(*sets: PolicySet) -> list[Provider]:
+    seen: dict[str, Provider] = {}
+    for policy_set in sets:
+        for provider in policy_set.providers():
+            seen.setdefault(provider.cluster, provider)
+    return sorted(seen.values(), key=lambda p: p.cluster)
+
+
+class Reloader:
+    def __init__(
+        self, directory: Path, snapshots: SnapshotStore, xds: XdsCache,
+        drain_s: float = 30.0, ack_timeout_s: float = 5.0,
+    ) -> None:
+        self.directory = directory
+        self.snapshots = snapshots
+        self.xds = xds
+        self.drain_s = drain_s
+        self.ack_timeout_s = ack_timeout_s
+        self.status = ReloadStatus(ok=True, at=time.time())
+        self._lock = asyncio.Lock()
+        self._drain: asyncio.Task[None] | None = None
+        metrics.POLICY_GENERATION.set(snapshots.generation)
+
+    async def publish_initial(self) -> None:
+        """Envoy is not connected yet: it gets this snapshot when it connects."""
+        await self.xds.publish(xds_resources(self.snapshots.current.providers()))
+
+    async def reload(self) -> bool:
+        async with self._lock:
+            try:
+                new = load_policy_set(self.directory)
+            except PolicyError as exc:
+                return self._failed([str(p) for p in exc.problems])
+            old = self.snapshots.current
+            if new.versions() == old.versions():
+                return True  # an event without a change (a touch, a re-save): nothing to do
+            version = await self.xds.publish(xds_resources(_union(old, new)))
+            try:
+                acked = await self.xds.wait_acked(version, self.ack_timeout_s)
+            except EnvoyRejected as exc:
+                await self.xds.publish(xds_resources(_union(old)))  # back to what Envoy has
+                return self._failed([f"Envoy rejected the configuration: {exc}"])
+            if not acked:
+                log.warning("xds_ack_timeout", version=version)
+            self.snapshots.swap(new)
+            self.status = ReloadStatus(ok=True, at=time.time())
+            metrics.POLICY_RELOADS.labels("ok").inc()
+            metrics.POLICY_GENERATION.set(self.snapshots.generation)
+            log.info("policies_reloaded", generation=self.snapshots.generation, versions=new.versions())
+            if {p.cluster for p in _union(old)} - {p.cluster for p in _union(new)}:
+                self._schedule_drain()
+            return True
+
+    def _failed(self, errors: list[str]) -> bool:
+        self.status = ReloadStatus(ok=False, errors=tuple(errors), at=time.time())
+        metrics.POLICY_RELOADS.labels("error").inc()
+        log.error("policy_reload_failed", errors=errors)
+        return False
+
+    def _schedule_drain(self) -> None:
+        if self._drain is not None:
+            self._drain.cancel()
+        self._drain = asyncio.ensure_future(self._remove_unused_clusters())
+
+    async def _remove_unused_clusters(self) -> None:
+        await asyncio.sleep(self.drain_s)  # requests in flight on the old snapshot finish first
+        async with self._lock:
+            await self.xds.publish(xds_resources(self.snapshots.current.providers()))
+            log.info("clusters_drained")
+
+    async def close(self) -> None:
+        if self._drain is not None:
+            self._drain.cancel()
