@@ -52,13 +52,19 @@ def logs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("logs")
 
 
+def start_provider(name: str, logs: Path) -> Provider:
+    """A plain-HTTP fake provider on a free port."""
+    port = free_port()
+    process = Process(name, python_module("tests.support.fake_openai", "--name", name, "--port", str(port)), logs)
+    process.wait_http(f"http://127.0.0.1:{port}/_test/requests", 30)
+    return Provider(name, process, f"http://127.0.0.1:{port}")
+
+
 @pytest.fixture(scope="session")
 def alpha(logs: Path) -> Iterator[Provider]:
-    port = free_port()
-    process = Process("alpha", python_module("tests.support.fake_openai", "--name", "alpha", "--port", str(port)), logs)
-    process.wait_http(f"http://127.0.0.1:{port}/_test/requests", 30)
-    yield Provider("alpha", process, f"http://127.0.0.1:{port}")
-    process.stop()
+    provider = start_provider("alpha", logs)
+    yield provider
+    provider.process.stop()
 
 
 @pytest.fixture(scope="session")
@@ -82,11 +88,9 @@ def beta(logs: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Provi
 @pytest.fixture(scope="session")
 def scripted_router(logs: Path) -> Iterator[Provider]:
     """An OpenAI-compatible "router" that answers the route a test sets."""
-    port = free_port()
-    process = Process("scripted-router", python_module("tests.support.fake_openai", "--name", "router", "--port", str(port)), logs)
-    process.wait_http(f"http://127.0.0.1:{port}/_test/requests", 30)
-    yield Provider("router", process, f"http://127.0.0.1:{port}")
-    process.stop()
+    provider = start_provider("router", logs)
+    yield provider
+    provider.process.stop()
 
 
 @pytest.fixture(scope="session")
@@ -139,11 +143,12 @@ class Sidecar:
     envoy_admin_url: str
 
 
-def start_sidecar(name: str, policies: Path, logs: Path) -> Sidecar:
+def start_sidecar(name: str, policies: Path, logs: Path, *extra: str) -> Sidecar:
     listen, admin, processor, envoy_admin = (free_port() for _ in range(4))
     argv = python_module("control_plane.cli", "up", "--policies", str(policies),
                          "--listen", f"127.0.0.1:{listen}", "--admin", f"127.0.0.1:{admin}",
-                         "--processor", f"127.0.0.1:{processor}", "--envoy-admin", f"127.0.0.1:{envoy_admin}")
+                         "--processor", f"127.0.0.1:{processor}", "--envoy-admin", f"127.0.0.1:{envoy_admin}",
+                         *extra)
     process = Process(name, argv, logs, env={"ALPHA_KEY": ALPHA_KEY, "BETA_KEY": BETA_KEY})
     sidecar = Sidecar(process, f"http://127.0.0.1:{listen}/v1", f"http://127.0.0.1:{admin}",
                       f"http://127.0.0.1:{envoy_admin}")
