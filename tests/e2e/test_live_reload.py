@@ -10,7 +10,6 @@ import os
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -18,65 +17,9 @@ import pytest
 
 from tests.e2e.conftest import Provider, Sidecar, start_provider, start_sidecar
 from tests.e2e.test_lifecycle_and_cli import child_pids
+from tests.support.live_policy import Traffic, policy, write_in_place, write_rename_over
 
 VISIBLE_WITHIN_S = 1.0
-
-
-def policy(router: Provider, providers: dict[str, Provider], models: dict[str, str], routes: dict[str, str]) -> str:
-    lines = ["version: 1", "router:", f"  endpoint: {router.url}/v1", "  model: Arch-Router", "  timeout_ms: 500",
-             "providers:"]
-    for name, provider in providers.items():
-        lines += [f"  {name}:", f"    base_url: {provider.url}/v1"]
-    lines.append("models:")
-    lines += [f"  {model}: {{provider: {provider}}}" for model, provider in models.items()]
-    lines.append("routes:")
-    for route, model in routes.items():
-        lines += [f"  - name: {route}", f"    description: requests about {route}", f"    model: {model}"]
-    lines.append("default_model: alpha-chat")
-    return "\n".join(lines) + "\n"
-
-
-@dataclass
-class Traffic:
-    """A steady client: one `auto` chat request every 50 ms, every answer recorded."""
-
-    url: str
-    results: list[tuple[float, int, str, str]] = field(default_factory=list)  # (t, status, model, content)
-    stop: threading.Event = field(default_factory=threading.Event)
-
-    def run(self) -> None:
-        with httpx.Client(timeout=10) as client:
-            while not self.stop.is_set():
-                started = time.monotonic()
-                try:
-                    r = client.post(self.url, json={"model": "auto", "messages": [{"role": "user", "content": "go"}]})
-                    content = r.json()["choices"][0]["message"]["content"] if r.status_code == 200 else r.text
-                    self.results.append((started, r.status_code, r.headers.get("x-switchyard-model", ""), content))
-                except httpx.HTTPError as exc:
-                    self.results.append((started, 0, "", repr(exc)))
-                self.stop.wait(max(0.0, 0.05 - (time.monotonic() - started)))
-
-    def first_after(self, t: float, content: str, timeout: float = 5.0) -> float:
-        """Seconds from `t` to the first request sent after `t` that got `content`."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for started, _, _, got in list(self.results):
-                if started >= t and got == content:
-                    return started - t
-            time.sleep(0.02)
-        raise AssertionError(f"no answer {content!r} within {timeout}s of the edit")
-
-
-def write_in_place(path: Path, text: str) -> None:
-    with path.open("r+") as f:  # truncate + write, same inode
-        f.truncate(0)
-        f.write(text)
-
-
-def write_rename_over(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.swp")
-    tmp.write_text(text)
-    os.replace(tmp, path)  # as vim, VS Code and `sed -i` save
 
 
 def metric(sidecar: Sidecar, name: str) -> float:
@@ -140,8 +83,12 @@ def test_policy_edits_apply_live_without_dropping_requests(
 
         # 4. Invalid edits change nothing; the error is shown with file and line.
         good = path.read_text()
+        # A CA file Envoy cannot read passes validation but is NACKed by Envoy itself.
+        nacked = good.replace("models:", "  private:\n    base_url: https://127.0.0.1:9/v1\n"
+                                          "    ca_file: /nonexistent/ca.pem\nmodels:", 1)
         for broken, fragment in ((good.replace("routes:", "routes: [", 1), "YAML syntax error"),
-                                 (good.replace("{provider: gamma}", "{provider: delta}"), "unknown provider 'delta'")):
+                                 (good.replace("{provider: gamma}", "{provider: delta}"), "unknown provider 'delta'"),
+                                 (nacked, "Envoy rejected the configuration")):
             t = time.monotonic()
             write_rename_over(path, broken)
             deadline = time.monotonic() + 5
@@ -150,7 +97,9 @@ def test_policy_edits_apply_live_without_dropping_requests(
                 if not status["last_reload_ok"] and fragment in " ".join(status["last_reload_error"]):
                     break
                 time.sleep(0.05)
-            assert status["last_reload_error"][0].startswith(f"{path}:"), status
+            assert fragment in " ".join(status["last_reload_error"]), status
+            if "Envoy" not in fragment:
+                assert status["last_reload_error"][0].startswith(f"{path}:"), status
             assert traffic.first_after(t, "hello from gamma") < VISIBLE_WITHIN_S  # still the last good
 
         # 5. Removing the provider again: traffic moves back, and its cluster is drained away.
