@@ -9,6 +9,7 @@ shape as Envoy's docs) and turned into envoy-data-plane messages for xDS.
 from __future__ import annotations
 
 import ipaddress
+import os
 import shutil
 import ssl
 import string
@@ -28,7 +29,10 @@ from control_plane.openai_errors import error_body
 from control_plane.policy import Provider
 from control_plane.xds_cache import CLUSTER_TYPE, ROUTE_TYPE
 
-TEMPLATE = Path(__file__).resolve().parent.parent / "envoy" / "bootstrap.yaml"
+# envoy/ beside the packages in a checkout; an installed image points here with an env var.
+TEMPLATE = Path(os.environ.get(
+    "SWITCHYARD_ENVOY_TEMPLATE", Path(__file__).resolve().parent.parent / "envoy" / "bootstrap.yaml"
+))
 CLUSTER_HEADER = "x-switchyard-cluster"
 ROUTE_CONFIG_NAME = "providers"  # the listener's RDS name in envoy/bootstrap.yaml
 SYSTEM_CA_FALLBACK = "/etc/ssl/certs/ca-certificates.crt"
