@@ -34,6 +34,7 @@ TEMPLATE = Path(os.environ.get(
     "SWITCHYARD_ENVOY_TEMPLATE", Path(__file__).resolve().parent.parent / "envoy" / "bootstrap.yaml"
 ))
 CLUSTER_HEADER = "x-switchyard-cluster"
+MAX_BODY_BYTES = 8 * 1024 * 1024  # largest request body Envoy buffers for the processor
 ROUTE_CONFIG_NAME = "providers"  # the listener's RDS name in envoy/bootstrap.yaml
 SYSTEM_CA_FALLBACK = "/etc/ssl/certs/ca-certificates.crt"
 # The decision, as the processor recorded it in dynamic metadata, on every response.
@@ -169,6 +170,8 @@ def render_bootstrap(ports: EnvoyPorts) -> dict[str, Any]:
         admin_port=ports.admin_port,
         processor_address=ports.processor_address,
         processor_port=ports.processor_port,
+        max_body_bytes=MAX_BODY_BYTES,
+        max_body_mib=MAX_BODY_BYTES // (1024 * 1024),
     )
     config: dict[str, Any] = yaml.safe_load(text)
     return config

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import trustme
 
+from control_plane.envoy_config import envoy_binary
 from router_model.serving import RouterServing, vllm_command, vllm_env
 from router_model.standin import STANDIN_MODEL_NAME, ensure_standin_model
 from tests.support.processes import Process, free_port, http_json, python_module, wait_until
@@ -32,7 +33,8 @@ class Provider:
     def requests(self) -> list[dict]:
         return http_json("GET", f"{self.url}/_test/requests", cafile=self.ca_file)
 
-    def clear(self) -> None:
+    def reset(self) -> None:
+        """Forget recorded requests and go back to default behaviour."""
         http_json("DELETE", f"{self.url}/_test/requests", cafile=self.ca_file)
 
     def control(self, **settings: object) -> None:
@@ -116,9 +118,12 @@ providers:
     base_url: {beta.url}/beta/v1
     api_key_env: BETA_KEY
     ca_file: {beta.ca_file}
+  ghost:                       # nothing listens there: "provider unreachable"
+    base_url: http://127.0.0.1:1/v1
 models:
   alpha-chat: {{provider: alpha, upstream_model: alpha-upstream-model}}
   beta-chat: {{provider: beta, upstream_model: beta-upstream-model}}
+  ghost-chat: {{provider: ghost}}
 routes:
   - name: code_generation
     description: generating new code snippets, functions, or boilerplate based on user prompts
@@ -164,3 +169,52 @@ def switchyard(logs: Path, tmp_path_factory: pytest.TempPathFactory, alpha: Prov
     sidecar = start_sidecar("switchyard", policies, logs)
     yield sidecar
     sidecar.process.stop()
+
+
+@dataclass
+class SplitStack:
+    """Envoy and `switchyard up --no-envoy` as separate processes (as in docker-compose), so the
+    processor can be killed and restarted while Envoy keeps running."""
+
+    name: str
+    policies: Path
+    logs: Path
+    listen: int
+    admin: int
+    processor: int
+    envoy_admin: int
+    switchyard: Process | None = None
+    envoy: Process | None = None
+    restarts: int = 0
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.listen}/v1"
+
+    def start_switchyard(self) -> None:
+        argv = python_module("control_plane.cli", "up", "--policies", str(self.policies), "--no-envoy",
+                             "--envoy-bootstrap", str(self.logs / f"{self.name}-envoy.yaml"),
+                             "--listen", f"127.0.0.1:{self.listen}", "--admin", f"127.0.0.1:{self.admin}",
+                             "--processor", f"127.0.0.1:{self.processor}",
+                             "--envoy-admin", f"127.0.0.1:{self.envoy_admin}")
+        self.restarts += 1
+        self.switchyard = Process(f"{self.name}-switchyard-{self.restarts}", argv, self.logs,
+                                  env={"ALPHA_KEY": ALPHA_KEY, "BETA_KEY": BETA_KEY})
+        self.switchyard.wait_http(f"http://127.0.0.1:{self.admin}/healthz", 60)
+
+    def start(self) -> None:
+        self.start_switchyard()
+        self.envoy = Process(f"{self.name}-envoy", [envoy_binary(), "-c", str(self.logs / f"{self.name}-envoy.yaml"),
+                                                    "--log-level", "warn", "--use-dynamic-base-id"], self.logs)
+        self.envoy.wait_http(f"http://127.0.0.1:{self.envoy_admin}/ready", 60)
+
+    def stop(self) -> None:
+        for process in (self.envoy, self.switchyard):
+            if process is not None:
+                process.stop()
+
+
+def split_stack(name: str, policies: Path, logs: Path) -> SplitStack:
+    stack = SplitStack(name, policies, logs, *(free_port() for _ in range(4)))
+    stack.start()
+    return stack

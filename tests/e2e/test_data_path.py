@@ -33,8 +33,7 @@ def ask(sidecar: Sidecar, model: str, text: str = "write a python function that 
 @pytest.fixture(autouse=True)
 def clean(alpha: Provider, beta: Provider, scripted_router: Provider) -> None:
     for provider in (alpha, beta, scripted_router):
-        provider.clear()
-    scripted_router.control(route=None, delay_ms=0, status=200, raw=None)
+        provider.reset()
 
 
 def test_auto_is_routed_by_arch_router_on_vllm(switchyard: Sidecar, alpha: Provider, beta: Provider) -> None:
@@ -146,7 +145,7 @@ def test_router_misbehaving_falls_back(switchyard: Sidecar, scripted_router: Pro
 
 def test_models_endpoint_and_passthrough(switchyard: Sidecar, alpha: Provider) -> None:
     models = client(switchyard).models.list()
-    assert [m.id for m in models.data] == ["auto", "alpha-chat", "beta-chat"]
+    assert [m.id for m in models.data] == ["auto", "alpha-chat", "beta-chat", "ghost-chat"]
     response = httpx.post(f"{switchyard.base_url}/embeddings", json={"input": "x", "model": "e"},
                           headers={"authorization": f"Bearer {CLIENT_KEY}"})
     assert response.status_code == 200 and response.json()["provider"] == "alpha"

@@ -88,7 +88,8 @@ def test_prompt_prints_the_router_request(tmp_path: Path) -> None:
 
 
 def test_route_asks_the_router(policies: Path, scripted_router: Provider) -> None:
-    scripted_router.control(route="code_generation", delay_ms=0, status=200, raw=None)
+    scripted_router.reset()
+    scripted_router.control(route="code_generation")
     result = switchyard("route", "--policy", str(policies / "scripted.yaml"), "write a sort function")
     assert result.returncode == 0, result.stderr
     assert "route:    code_generation" in result.stdout and "model:    beta-chat" in result.stdout

@@ -39,7 +39,8 @@ def gamma(logs: Path) -> Iterator[Provider]:
 def test_policy_edits_apply_live_without_dropping_requests(
     tmp_path: Path, logs: Path, alpha: Provider, beta: Provider, gamma: Provider, scripted_router: Provider
 ) -> None:
-    scripted_router.control(route="code_generation", delay_ms=0, status=200, raw=None)
+    scripted_router.reset()
+    scripted_router.control(route="code_generation")
     plain_beta = start_provider("beta-http", logs)  # the HTTPS beta needs a CA; this test is about reloads
     path = tmp_path / "default.yaml"
     base = {"alpha": alpha, "beta": plain_beta}

@@ -1,7 +1,8 @@
 """A local OpenAI-compatible server standing in for a third-party provider (or a scripted router).
 
 Run as its own process: `python -m tests.support.fake_openai --name NAME --port PORT [--tls CERT KEY]`.
-It records every request it receives (GET /_test/requests) and answers chat completions with a
+It records every request it receives (GET /_test/requests; DELETE resets requests and settings)
+and answers chat completions with a
 message naming itself and the model it was asked for. As a scripted router it answers with the
 route set through POST /_test/control {"route": ..., "delay_ms": ..., "status": ..., "raw": ...}.
 """
@@ -32,7 +33,9 @@ def completion(name: str, model: str, content: str) -> dict[str, Any]:
 
 def make_app(name: str) -> web.Application:
     requests: list[dict[str, Any]] = []
-    control: dict[str, Any] = {"route": None, "delay_ms": 0, "status": 200, "raw": None}
+    defaults: dict[str, Any] = {"route": None, "delay_ms": 0, "status": 200, "raw": None,
+                                "chunks": 5, "chunk_delay_ms": 0, "die_after_chunks": None}
+    control = dict(defaults)
 
     async def chat(request: web.Request) -> web.StreamResponse:
         raw = await request.read()
@@ -43,10 +46,32 @@ def make_app(name: str) -> web.Application:
         if control["status"] != 200:
             error = {"error": {"message": f"{name} failed", "type": "server_error", "code": None}}
             return web.json_response(error, status=control["status"])
+        if body.get("stream"):
+            return await stream(request, body.get("model", ""))
         if control["raw"] is not None or control["route"] is not None:
             answer = control["raw"] if control["raw"] is not None else json.dumps({"route": control["route"]})
             return web.json_response(completion(name, body.get("model", ""), answer))
         return web.json_response(completion(name, body.get("model", ""), f"hello from {name}"))
+
+    async def stream(request: web.Request, model: str) -> web.StreamResponse:
+        """SSE chat completion chunks; with die_after_chunks, the connection is cut mid-stream."""
+        response = web.StreamResponse(headers={"content-type": "text/event-stream"})
+        await response.prepare(request)
+        for index in range(control["chunks"]):
+            if control["die_after_chunks"] is not None and index >= control["die_after_chunks"]:
+                assert request.transport is not None
+                request.transport.abort()  # no terminating chunk: the stream is truncated
+                return response
+            chunk = {"id": f"chatcmpl-{name}", "object": "chat.completion.chunk", "created": 0, "model": model,
+                     "choices": [{"index": 0, "delta": {"content": f"{name}-{index} "}, "finish_reason": None}]}
+            await response.write(f"data: {json.dumps(chunk)}\n\n".encode())
+            if control["chunk_delay_ms"]:
+                await asyncio.sleep(control["chunk_delay_ms"] / 1000)
+        done = {"id": f"chatcmpl-{name}", "object": "chat.completion.chunk", "created": 0, "model": model,
+                "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
+        await response.write(f"data: {json.dumps(done)}\n\ndata: [DONE]\n\n".encode())
+        await response.write_eof()
+        return response
 
     async def other(request: web.Request) -> web.Response:
         raw = await request.read()
@@ -57,8 +82,10 @@ def make_app(name: str) -> web.Application:
     async def get_requests(_: web.Request) -> web.Response:
         return web.json_response(requests)
 
-    async def clear_requests(_: web.Request) -> web.Response:
+    async def reset(_: web.Request) -> web.Response:
         requests.clear()
+        control.clear()
+        control.update(defaults)
         return web.json_response({"ok": True})
 
     async def set_control(request: web.Request) -> web.Response:
@@ -67,7 +94,7 @@ def make_app(name: str) -> web.Application:
 
     app = web.Application(client_max_size=64 * 1024 * 1024)
     app.router.add_get("/_test/requests", get_requests)
-    app.router.add_delete("/_test/requests", clear_requests)
+    app.router.add_delete("/_test/requests", reset)
     app.router.add_post("/_test/control", set_control)
     app.router.add_post("/{prefix:.*}chat/completions", chat)
     app.router.add_route("*", "/{tail:.*}", other)

@@ -1,0 +1,146 @@
+"""An egress proxy that keeps its promises: streams, big and odd bodies, provider failures."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+
+import httpx
+import openai
+import pytest
+
+from control_plane.cli import parser
+from control_plane.envoy_config import MAX_BODY_BYTES
+from tests.e2e.conftest import Provider, Sidecar
+from tests.e2e.test_data_path import CLIENT_KEY, SCRIPTED, ask, client
+
+
+@pytest.fixture(autouse=True)
+def clean(alpha: Provider, beta: Provider, scripted_router: Provider) -> None:
+    for provider in (alpha, beta, scripted_router):
+        provider.reset()
+
+
+def test_stream_passes_through_chunk_by_chunk(switchyard: Sidecar, alpha: Provider) -> None:
+    alpha.control(chunks=4, chunk_delay_ms=300)
+    started = time.monotonic()
+    raw = client(switchyard).chat.completions.with_raw_response.create(
+        model="alpha-chat", messages=[{"role": "user", "content": "count"}], stream=True)
+    assert raw.headers["x-switchyard-decision"] == "explicit"
+    arrivals, text, finish = [], "", None
+    for chunk in raw.parse():
+        arrivals.append(time.monotonic() - started)
+        if chunk.choices:
+            text += chunk.choices[0].delta.content or ""
+            finish = chunk.choices[0].finish_reason or finish
+    assert text == "alpha-0 alpha-1 alpha-2 alpha-3 " and finish == "stop"
+    # Not buffered: the first chunk arrived long before the last (chunks are 300 ms apart).
+    assert arrivals[-1] - arrivals[0] > 0.6
+
+
+def test_stream_cut_upstream_surfaces_as_an_error(switchyard: Sidecar, alpha: Provider) -> None:
+    alpha.control(chunks=5, die_after_chunks=2)
+    received = []
+    with pytest.raises((openai.APIError, httpx.HTTPError)):
+        for chunk in client(switchyard).chat.completions.create(
+                model="alpha-chat", messages=[{"role": "user", "content": "count"}], stream=True):
+            received.append(chunk)
+    assert len(received) <= 2  # what arrived before the cut, and never a clean end
+
+
+def big_image_message(total_bytes: int) -> list[dict]:
+    payload = base64.b64encode(b"\x89PNG" * ((total_bytes * 3 // 4) // 4)).decode()
+    return [{"role": "user", "content": [
+        {"type": "text", "text": "what is in this image?"},
+        {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{payload}"}},
+    ]}]
+
+
+def test_body_up_to_the_limit_routes(switchyard: Sidecar, beta: Provider, scripted_router: Provider) -> None:
+    scripted_router.control(route="code_generation")
+    messages = big_image_message(MAX_BODY_BYTES - 64 * 1024)
+    body = json.dumps({"model": "auto", "messages": messages})
+    assert MAX_BODY_BYTES - 128 * 1024 < len(body) <= MAX_BODY_BYTES
+    response = httpx.post(f"{switchyard.base_url}/chat/completions", content=body,
+                          headers={"content-type": "application/json", **SCRIPTED}, timeout=60)
+    assert response.status_code == 200, response.text[:500]
+    assert response.headers["x-switchyard-model"] == "beta-chat"
+    [seen] = beta.requests()
+    assert seen["body"]["messages"] == messages  # the image arrived whole
+
+
+def test_body_over_the_limit_is_an_openai_413(switchyard: Sidecar, alpha: Provider) -> None:
+    with pytest.raises(openai.APIStatusError) as caught:
+        client(switchyard).chat.completions.create(model="auto", messages=big_image_message(MAX_BODY_BYTES + 1024))
+    assert caught.value.status_code == 413
+    error = caught.value.body
+    assert error["code"] == "request_too_large" and "8 MiB" in error["message"]
+    assert alpha.requests() == []
+
+
+def test_everything_but_model_passes_unchanged(switchyard: Sidecar, alpha: Provider) -> None:
+    messages = [
+        {"role": "system", "content": "be brief"},
+        {"role": "user", "content": [{"type": "text", "text": "weather?"},
+                                     {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}]},
+        {"role": "assistant", "content": None, "tool_calls": [
+            {"id": "call_1", "type": "function", "function": {"name": "weather", "arguments": "{\"city\": \"Oslo\"}"}}]},
+        {"role": "tool", "tool_call_id": "call_1", "content": "{\"temp\": -3}"},
+    ]
+    tools = [{"type": "function", "function": {"name": "weather", "parameters": {"type": "object", "properties": {}}}}]
+    client(switchyard).chat.completions.create(
+        model="alpha-chat", messages=messages, tools=tools, n=2, response_format={"type": "json_object"},
+        temperature=0.25, extra_body={"vendor_extension": {"nested": [1, 2.5, "é"]}})
+    [seen] = alpha.requests()
+    body = seen["body"]
+    assert body.pop("model") == "alpha-upstream-model"
+    assert body == {"messages": messages, "tools": tools, "n": 2, "response_format": {"type": "json_object"},
+                    "temperature": 0.25, "vendor_extension": {"nested": [1, 2.5, "é"]}}
+
+
+@pytest.mark.parametrize("status,error", [(429, openai.RateLimitError), (500, openai.InternalServerError),
+                                          (503, openai.InternalServerError)])
+def test_provider_errors_reach_the_app_unchanged(switchyard: Sidecar, alpha: Provider, beta: Provider,
+                                                 status: int, error: type) -> None:
+    alpha.control(status=status)
+    with pytest.raises(error) as caught:
+        ask(switchyard, "alpha-chat")
+    assert caught.value.status_code == status
+    assert caught.value.body["message"] == "alpha failed"  # the provider's own body
+    assert len(alpha.requests()) == 1 and beta.requests() == []  # no silent retry elsewhere
+
+
+def test_unreachable_provider_is_an_openai_503_naming_it(switchyard: Sidecar) -> None:
+    response = httpx.post(f"{switchyard.base_url}/chat/completions",
+                          json={"model": "ghost-chat", "messages": [{"role": "user", "content": "hi"}]}, timeout=30)
+    assert response.status_code == 503
+    error = response.json()["error"]
+    assert error["code"] == "provider_unreachable" and "ghost-" in error["message"]
+    assert response.headers["x-switchyard-model"] == "ghost-chat"
+
+
+@pytest.mark.parametrize("payload", [b"\xff\xfe\x00{", b"[1, 2, 3]", b'{"model": "auto", "messages": {"a": 1}}',
+                                     b'{"model": "auto", "messages": [{"content": "no role"}]}'])
+def test_malformed_bodies_are_openai_400s(switchyard: Sidecar, payload: bytes) -> None:
+    response = httpx.post(f"{switchyard.base_url}/chat/completions", content=payload,
+                          headers={"content-type": "application/json"})
+    assert response.status_code == 400
+    assert set(response.json()["error"]) == {"message", "type", "param", "code"}
+
+
+def test_secrets_never_in_error_bodies_or_headers(switchyard: Sidecar, alpha: Provider) -> None:
+    alpha.control(status=500)
+    response = httpx.post(f"{switchyard.base_url}/chat/completions",
+                          json={"model": "alpha-chat", "messages": [{"role": "user", "content": "x"}]},
+                          headers={"authorization": f"Bearer {CLIENT_KEY}"})
+    exposed = response.text + json.dumps(dict(response.headers))
+    from tests.e2e.conftest import ALPHA_KEY, BETA_KEY
+    for secret in (ALPHA_KEY, BETA_KEY, CLIENT_KEY):
+        assert secret not in exposed
+
+
+def test_admin_and_control_ports_bind_localhost_by_default() -> None:
+    args = parser().parse_args(["up"])
+    for address in (args.admin, args.processor, args.envoy_admin, args.listen):
+        assert address.startswith("127.0.0.1:"), address
