@@ -32,20 +32,22 @@ def main() -> None:
     logs, policies = work / "logs", work / "policies"
     logs.mkdir()
     policies.mkdir()
-    router = start_provider("router", logs)
-    alpha, beta, gamma = (start_provider(n, logs) for n in ("alpha", "beta", "gamma"))
-    providers = [router, alpha, beta, gamma]
+    providers = [start_provider(n, logs) for n in ("router", "alpha", "beta", "gamma")]
+    router, alpha, beta, gamma = providers
     router.control(route="code_generation")
     base = {"alpha": alpha, "beta": beta}
     models = {"alpha-chat": "alpha", "beta-chat": "beta"}
     path = policies / "default.yaml"
     path.write_text(policy(router, base, models, {"code_generation": "alpha-chat"}))
-    sidecar = start_sidecar("switchyard", policies, logs)
-    traffic = Traffic(f"{sidecar.base_url}/chat/completions", interval_s=0.01)
+    sidecar = None
+    traffic = Traffic("")
     thread = threading.Thread(target=traffic.run, daemon=True)
-    thread.start()
     latencies, current = [], "alpha"
     try:
+        sidecar = start_sidecar("switchyard", policies, logs)
+        traffic.url = f"{sidecar.base_url}/chat/completions"
+        traffic.interval_s = 0.01
+        thread.start()
         traffic.first_after(time.monotonic(), "hello from alpha", timeout=10)
         for edit in range(args.edits):
             if edit == args.edits // 2:  # one edit adds a provider (a new Envoy cluster)
@@ -61,8 +63,10 @@ def main() -> None:
             current = target
     finally:
         traffic.stop.set()
-        thread.join(10)
-        sidecar.process.stop()
+        if thread.is_alive():
+            thread.join(10)
+        if sidecar is not None:
+            sidecar.process.stop()
         for provider in providers:
             provider.process.stop()
     failed = [r for r in traffic.results if not 200 <= r[1] < 300]

@@ -14,7 +14,7 @@ from envoy_data_plane.envoy.service.ext_proc.v3 import ExternalProcessorBase
 from grpclib.server import Stream
 
 from control_plane import extproc_wire as wire
-from control_plane.processor import RequestProcessor
+from control_plane.processor import Forward, RequestProcessor
 from control_plane.router_pool import RouterPool
 from control_plane.snapshot import SnapshotStore
 
@@ -36,11 +36,17 @@ class ExtProcService(ExternalProcessorBase):
                 processor = RequestProcessor(self.snapshots.current, self.routers)
                 action = processor.on_request_headers(request.headers, request.end_of_stream)
                 await stream.send_message(wire.encode_response(request.phase, action))
+                if not (isinstance(action, Forward) and action.want_body):
+                    return
             elif request.phase == "request_body" and processor and processor.policy:
                 action = await processor.on_request_body(request.body)
                 await stream.send_message(wire.encode_response(request.phase, action))
+                return
             else:
                 await stream.send_message(wire.pass_through(request.phase))
+        # Returning closes the stream cleanly, and Envoy stops consulting the processor for this
+        # request: a response (an LLM stream may last minutes) holds no gRPC stream open, and a
+        # processor restart cannot cut it.
 
     def __mapping__(self) -> dict[str, Any]:
         return {

@@ -29,12 +29,21 @@ class Process:
 
     def __init__(self, name: str, argv: list[str], log_dir: Path, env: dict[str, str] | None = None) -> None:
         self.name = name
+        self.argv = argv
+        self.env = {**os.environ, **(env or {})}
         self.log_path = log_dir / f"{name}.log"
         self._log = self.log_path.open("wb")
-        self.popen = subprocess.Popen(
-            argv, cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT,
-            env={**os.environ, **(env or {})}, start_new_session=True,
-        )
+        self.popen = self._spawn()
+
+    def _spawn(self) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(self.argv, cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT,
+                                env=self.env, start_new_session=True)
+
+    def restart(self) -> None:
+        """Start the same command again (same ports), logging to the same file."""
+        assert not self.alive()
+        self._log = self.log_path.open("ab")
+        self.popen = self._spawn()
 
     @property
     def pid(self) -> int:
