@@ -1,0 +1,74 @@
+"""Time to first byte of a streamed chat completion: direct to the provider vs through Switchyard
+(explicit model and `auto` with a scripted router answering at once), same run, interleaved.
+
+    python benchmarks/stream_ttfb.py [--requests 300]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.e2e.conftest import start_provider, start_sidecar  # noqa: E402
+from tests.support.live_policy import policy  # noqa: E402
+
+
+def ttfb_ms(client: httpx.Client, url: str, model: str) -> float:
+    body = {"model": model, "stream": True, "messages": [{"role": "user", "content": "hi"}]}
+    started = time.perf_counter()
+    with client.stream("POST", url, json=body) as response:
+        assert response.status_code == 200, response.status_code
+        first = None
+        for _ in response.iter_raw():
+            first = first or time.perf_counter()
+    assert first is not None
+    return (first - started) * 1000
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--requests", type=int, default=300)
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="sy-ttfb-"))
+    (work / "logs").mkdir()
+    (work / "policies").mkdir()
+    router, upstream = start_provider("router", work / "logs"), start_provider("up", work / "logs")
+    sidecar = None
+    try:
+        router.control(route="chat")
+        upstream.control(chunks=3, chunk_delay_ms=5)
+        (work / "policies" / "default.yaml").write_text(
+            policy(router, {"up": upstream}, {"alpha-chat": "up"}, {"chat": "alpha-chat"}))
+        sidecar = start_sidecar("switchyard", work / "policies", work / "logs")
+        targets = {"direct": (f"{upstream.url}/v1/chat/completions", "alpha-chat"),
+                   "switchyard explicit": (f"{sidecar.base_url}/chat/completions", "alpha-chat"),
+                   "switchyard auto": (f"{sidecar.base_url}/chat/completions", "auto")}
+        samples: dict[str, list[float]] = {name: [] for name in targets}
+        with httpx.Client() as client:
+            for index in range(args.requests + 20):
+                for name, (url, model) in targets.items():
+                    value = ttfb_ms(client, url, model)
+                    if index >= 20:  # warm-up
+                        samples[name].append(value)
+    finally:
+        if sidecar is not None:
+            sidecar.process.stop()
+        router.process.stop()
+        upstream.process.stop()
+    print(f"streamed chat completions, {args.requests} per target, interleaved")
+    for name, values in samples.items():
+        q = statistics.quantiles(values, n=100)
+        print(f"{name:>20}: TTFB p50 {statistics.median(values):6.2f} ms  p99 {q[98]:6.2f} ms")
+
+
+if __name__ == "__main__":
+    main()
