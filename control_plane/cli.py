@@ -81,7 +81,8 @@ def cmd_check(args: argparse.Namespace) -> int:
 def _conversation(args: argparse.Namespace) -> list[Any]:
     if getattr(args, "conversation", None):
         data = json.loads(Path(args.conversation).read_text(encoding="utf-8"))
-        return data["messages"] if isinstance(data, dict) else data
+        messages: list[Any] = data["messages"] if isinstance(data, dict) else data
+        return messages
     return [{"role": "user", "content": args.text}]
 
 

@@ -28,7 +28,7 @@ class Decision:
     router_ms: float | None = None  # time spent asking the router, when it was asked
 
     def metadata(self) -> dict[str, str]:
-        """What Envoy turns into the x-switchyard-* response headers."""
+        """What Envoy turns into the x-switchyard-* response headers (headers.DECISION_HEADERS)."""
         fields = {
             "policy": self.policy,
             "route": self.route,
@@ -38,11 +38,6 @@ class Decision:
         if self.router_ms is not None:
             fields["router_ms"] = f"{self.router_ms:.1f}"
         return fields
-
-    def headers(self) -> list[tuple[str, str]]:
-        """The same, as headers, for replies Switchyard sends itself."""
-        names = {"router_ms": "router-ms"}
-        return [(f"x-switchyard-{names.get(k, k)}", v) for k, v in self.metadata().items()]
 
     def log_fields(self) -> dict[str, object]:
         return {

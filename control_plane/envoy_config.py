@@ -25,6 +25,7 @@ from envoy_data_plane.envoy.config.route.v3 import RouteConfiguration
 
 # Registers the TLS context type so typed_config Any fields resolve.
 import envoy_data_plane.envoy.extensions.transport_sockets.tls.v3  # noqa: F401
+from control_plane.headers import CLUSTER_HEADER, DECISION_HEADERS
 from control_plane.openai_errors import error_body
 from control_plane.policy import Provider
 from control_plane.xds_cache import CLUSTER_TYPE, ROUTE_TYPE
@@ -33,18 +34,9 @@ from control_plane.xds_cache import CLUSTER_TYPE, ROUTE_TYPE
 TEMPLATE = Path(os.environ.get(
     "SWITCHYARD_ENVOY_TEMPLATE", Path(__file__).resolve().parent.parent / "envoy" / "bootstrap.yaml"
 ))
-CLUSTER_HEADER = "x-switchyard-cluster"
 MAX_BODY_BYTES = 8 * 1024 * 1024  # largest request body Envoy buffers for the processor
 ROUTE_CONFIG_NAME = "providers"  # the listener's RDS name in envoy/bootstrap.yaml
 SYSTEM_CA_FALLBACK = "/etc/ssl/certs/ca-certificates.crt"
-# The decision, as the processor recorded it in dynamic metadata, on every response.
-DECISION_HEADERS = {
-    "x-switchyard-policy": "policy",
-    "x-switchyard-route": "route",
-    "x-switchyard-model": "model",
-    "x-switchyard-decision": "decision",
-    "x-switchyard-router-ms": "router_ms",
-}
 
 
 @dataclass(frozen=True)
@@ -146,6 +138,7 @@ def route_configuration(providers: list[Provider]) -> dict[str, Any]:
             "name": ROUTE_CONFIG_NAME,
             "domains": ["*"],
             "routes": [provider_route(p) for p in providers] + [_unknown_path_route()],
+            # The decision, as the processor recorded it in dynamic metadata, on every response.
             "response_headers_to_add": [
                 {"header": {"key": header, "value": f"%DYNAMIC_METADATA(switchyard:{field})%"},
                  "append_action": "OVERWRITE_IF_EXISTS_OR_ADD"}

@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 from pydantic import ValidationError
+from pydantic_core import ErrorDetails
 
 from control_plane.policy import (
     DEFAULT_POLICY,
@@ -69,10 +70,12 @@ class _Nodes:
         if isinstance(node, yaml.MappingNode):
             for key_node, value_node in node.value:
                 if key_node.value == part:
-                    return key_node if key else value_node
+                    found: yaml.Node = key_node if key else value_node
+                    return found
         if isinstance(node, yaml.SequenceNode) and isinstance(part, int):
             if 0 <= part < len(node.value):
-                return node.value[part]
+                item: yaml.Node = node.value[part]
+                return item
         return None
 
 
@@ -93,7 +96,7 @@ def _duplicate_keys(node: yaml.Node | None, file: str) -> list[Problem]:
     return problems
 
 
-def _describe(error: dict[str, Any]) -> str:
+def _describe(error: ErrorDetails) -> str:
     loc = ".".join(str(p) for p in error["loc"]) or "policy"
     kind = error["type"]
     if kind == "missing":

@@ -16,7 +16,7 @@ import structlog
 from control_plane import metrics
 from control_plane.chat_request import parse_chat_request, with_model
 from control_plane.decision import NO_ROUTE, PASSTHROUGH, Decision
-from control_plane.envoy_config import CLUSTER_HEADER
+from control_plane.headers import CLUSTER_HEADER, POLICY_HEADER
 from control_plane.model_choice import choose_model
 from control_plane.openai_errors import RequestError
 from control_plane.policy import DEFAULT_POLICY, Model, Policy, PolicySet
@@ -24,7 +24,6 @@ from control_plane.router_pool import RouterPool
 
 log = structlog.get_logger("switchyard.processor")
 
-POLICY_HEADER = "x-switchyard-policy"
 CHAT_PATH = "/v1/chat/completions"
 MODELS_PATH = "/v1/models"
 # Client credentials never reach a provider: Switchyard injects the provider's own key.
@@ -116,7 +115,7 @@ class RequestProcessor:
             request = parse_chat_request(body)
             model, decision = await choose_model(policy, request, self.routers.get(policy.router))
         except RequestError as error:
-            return _reply(error, [("x-switchyard-policy", policy.name)])
+            return _reply(error, [(POLICY_HEADER, policy.name)])
         return self._forward_to(model, decision, with_model(request, model.upstream_model))
 
     def _forward_to(self, model: Model, decision: Decision, body: bytes | None = None) -> Forward:
@@ -125,7 +124,7 @@ class RequestProcessor:
         if body is not None:
             set_headers += (("content-length", str(len(body))),)
         metrics.record(decision)
-        log.info("decision", **decision.log_fields())
+        log.info("decision", request_id=self.headers.get("x-request-id"), **decision.log_fields())
         return Forward(
             set_headers=set_headers,
             remove_headers=remove,

@@ -29,7 +29,7 @@ POLL_INTERVAL_S = 0.25
 
 
 class _Forward(FileSystemEventHandler):
-    def __init__(self, poke: Callable[[], None]) -> None:
+    def __init__(self, poke: Callable[[], object]) -> None:
         self.poke = poke
 
     def on_any_event(self, event: FileSystemEvent) -> None:

@@ -33,8 +33,9 @@ def _route_field(text: str) -> str | None:
                 value = load(candidate)
             except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
                 continue
-            if isinstance(value, dict) and isinstance(value.get("route"), str):
-                return value["route"]
+            route = value.get("route") if isinstance(value, dict) else None
+            if isinstance(route, str):
+                return route
     # A truncated or slightly malformed object still names the route plainly.
     found = _ROUTE_FIELD.search(text)
     return found.group(1) if found else None

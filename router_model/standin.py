@@ -46,7 +46,7 @@ def ensure_standin_model(target: Path | None = None) -> Path:
     config = dequantized.config
     config.quantization_config = None
     del config.quantization_config
-    model = AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16)
+    model = AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16)  # type: ignore[no-untyped-call]
     model.load_state_dict(dequantized.state_dict())
     partial = target.with_name(target.name + ".partial")
     model.save_pretrained(partial)

@@ -10,7 +10,6 @@ from typing import Any
 import yaml
 
 from control_plane.envoy_config import (
-    CLUSTER_HEADER,
     EnvoyPorts,
     envoy_binary,
     provider_cluster,
@@ -19,6 +18,7 @@ from control_plane.envoy_config import (
     write_bootstrap,
     xds_resources,
 )
+from control_plane.headers import CLUSTER_HEADER
 from control_plane.policy_loader import load_policy_set
 from control_plane.xds_cache import CLUSTER_TYPE, ROUTE_TYPE
 

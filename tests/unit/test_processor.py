@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from control_plane.envoy_config import CLUSTER_HEADER
+from control_plane.headers import CLUSTER_HEADER
 from control_plane.policy import PolicySet
 from control_plane.policy_loader import parse_policy
 from control_plane.processor import Forward, Reply, RequestProcessor
