@@ -109,12 +109,18 @@ class PolicySet:
         return self.policies[DEFAULT_POLICY]
 
     def providers(self) -> list[Provider]:
-        """Distinct providers across all policies, by cluster name (stable order)."""
-        seen: dict[str, Provider] = {}
-        for policy in self.policies.values():
-            for provider in policy.providers.values():
-                seen.setdefault(provider.cluster, provider)
-        return sorted(seen.values(), key=lambda p: p.cluster)
+        """Distinct providers across all policies (one per Envoy cluster)."""
+        return providers_of(self)
 
     def versions(self) -> dict[str, str]:
         return {name: p.version for name, p in self.policies.items()}
+
+
+def providers_of(*policy_sets: PolicySet) -> list[Provider]:
+    """Distinct providers across policy sets, by cluster name, in a stable order."""
+    seen: dict[str, Provider] = {}
+    for policy_set in policy_sets:
+        for policy in policy_set.policies.values():
+            for provider in policy.providers.values():
+                seen.setdefault(provider.cluster, provider)
+    return sorted(seen.values(), key=lambda p: p.cluster)

@@ -20,7 +20,7 @@ import structlog
 
 from control_plane import metrics
 from control_plane.envoy_config import xds_resources
-from control_plane.policy import PolicySet, Provider
+from control_plane.policy import providers_of
 from control_plane.policy_loader import PolicyError, load_policy_set
 from control_plane.snapshot import SnapshotStore
 from control_plane.xds_cache import EnvoyRejected, XdsCache
@@ -33,14 +33,6 @@ class ReloadStatus:
     ok: bool
     errors: tuple[str, ...] = ()
     at: float = 0.0
-
-
-def _union(*sets: PolicySet) -> list[Provider]:
-    seen: dict[str, Provider] = {}
-    for policy_set in sets:
-        for provider in policy_set.providers():
-            seen.setdefault(provider.cluster, provider)
-    return sorted(seen.values(), key=lambda p: p.cluster)
 
 
 class Reloader:
@@ -71,11 +63,11 @@ class Reloader:
             old = self.snapshots.current
             if new.versions() == old.versions():
                 return True  # an event without a change (a touch, a re-save): nothing to do
-            version = await self.xds.publish(xds_resources(_union(old, new)))
+            version = await self.xds.publish(xds_resources(providers_of(old, new)))
             try:
                 acked = await self.xds.wait_acked(version, self.ack_timeout_s)
             except EnvoyRejected as exc:
-                await self.xds.publish(xds_resources(_union(old)))  # back to what Envoy has
+                await self.xds.publish(xds_resources(old.providers()))  # back to what Envoy has
                 return self._failed([f"Envoy rejected the configuration: {exc}"])
             if not acked:
                 log.warning("xds_ack_timeout", version=version)
@@ -84,7 +76,7 @@ class Reloader:
             metrics.POLICY_RELOADS.labels("ok").inc()
             metrics.POLICY_GENERATION.set(self.snapshots.generation)
             log.info("policies_reloaded", generation=self.snapshots.generation, versions=new.versions())
-            if {p.cluster for p in _union(old)} - {p.cluster for p in _union(new)}:
+            if {p.cluster for p in old.providers()} - {p.cluster for p in new.providers()}:
                 self._schedule_drain()
             return True
 

@@ -92,6 +92,29 @@ async def _announce_ready(urls: list[str]) -> None:
     print("Switchyard is ready.", flush=True)
 
 
+def _children(options: SidecarOptions, workdir: Path) -> list[Child]:
+    """vLLM (when asked) and Envoy, from the bootstrap rendered for these addresses."""
+    ports = EnvoyPorts(
+        listen_address=options.listen.host,
+        listen_port=options.listen.port,
+        admin_port=options.envoy_admin.port,
+        processor_address=options.processor.host,
+        processor_port=options.processor.port,
+    )
+    bootstrap = write_bootstrap(ports, options.envoy_bootstrap or workdir / "envoy.yaml")
+    children = []
+    if options.router_serving is not None:
+        serving = options.router_serving
+        children.append(Child("router", vllm_command(serving), vllm_env(serving)))
+    if options.run_envoy:
+        children.append(Child("envoy", [
+            options.envoy_binary, "-c", str(bootstrap), "--log-level", "warn",
+            "--disable-hot-restart", "--base-id-path", str(workdir / "base-id"),
+            "--use-dynamic-base-id",
+        ]))
+    return children
+
+
 async def run(options: SidecarOptions) -> int:
     policies = load_policy_set(options.policies)  # a bad first load is fatal: fail fast
     snapshots = SnapshotStore(policies)
@@ -113,24 +136,7 @@ async def run(options: SidecarOptions) -> int:
     await web.TCPSite(admin_runner, options.admin.host, options.admin.port).start()
 
     workdir = Path(tempfile.mkdtemp(prefix="switchyard-"))
-    ports = EnvoyPorts(
-        listen_address=options.listen.host,
-        listen_port=options.listen.port,
-        admin_port=options.envoy_admin.port,
-        processor_address=options.processor.host,
-        processor_port=options.processor.port,
-    )
-    bootstrap = write_bootstrap(ports, options.envoy_bootstrap or workdir / "envoy.yaml")
-    children = []
-    if options.router_serving is not None:
-        serving = options.router_serving
-        children.append(Child("router", vllm_command(serving), vllm_env(serving)))
-    if options.run_envoy:
-        children.append(Child("envoy", [
-            options.envoy_binary, "-c", str(bootstrap), "--log-level", "warn",
-            "--disable-hot-restart", "--base-id-path", str(workdir / "base-id"),
-            "--use-dynamic-base-id",
-        ]))
+    children = _children(options, workdir)
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
