@@ -139,6 +139,8 @@ def route_configuration(providers: list[Provider]) -> dict[str, Any]:
             "domains": ["*"],
             "routes": [provider_route(p) for p in providers] + [_unknown_path_route()],
             # The decision, as the processor recorded it in dynamic metadata, on every response.
+            # Envoy removes before it adds: an upstream cannot forge any of these headers.
+            "response_headers_to_remove": list(DECISION_HEADERS),
             "response_headers_to_add": [
                 {"header": {"key": header, "value": f"%DYNAMIC_METADATA(switchyard:{field})%"},
                  "append_action": "OVERWRITE_IF_EXISTS_OR_ADD"}

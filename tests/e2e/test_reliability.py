@@ -140,6 +140,14 @@ def test_secrets_never_in_error_bodies_or_headers(switchyard: Sidecar, alpha: Pr
         assert secret not in exposed
 
 
+def test_upstream_cannot_forge_decision_headers(switchyard: Sidecar, alpha: Provider) -> None:
+    alpha.control(headers={"x-switchyard-route": "forged", "x-switchyard-router-ms": "0.1",
+                           "x-switchyard-decision": "forged"})
+    headers, _ = ask(switchyard, "alpha-chat")
+    assert headers["x-switchyard-route"] == "other" and headers["x-switchyard-decision"] == "explicit"
+    assert "x-switchyard-router-ms" not in headers  # explicit: the router was not asked
+
+
 def test_admin_and_control_ports_bind_localhost_by_default() -> None:
     args = parser().parse_args(["up"])
     for address in (args.admin, args.processor, args.envoy_admin, args.listen):

@@ -34,7 +34,8 @@ def completion(name: str, model: str, content: str) -> dict[str, Any]:
 def make_app(name: str) -> web.Application:
     requests: list[dict[str, Any]] = []
     defaults: dict[str, Any] = {"route": None, "delay_ms": 0, "status": 200, "raw": None,
-                                "chunks": 5, "chunk_delay_ms": 0, "die_after_chunks": None}
+                                "chunks": 5, "chunk_delay_ms": 0, "die_after_chunks": None,
+                                "headers": {}}
     control = dict(defaults)
 
     async def chat(request: web.Request) -> web.StreamResponse:
@@ -51,7 +52,8 @@ def make_app(name: str) -> web.Application:
         if control["raw"] is not None or control["route"] is not None:
             answer = control["raw"] if control["raw"] is not None else json.dumps({"route": control["route"]})
             return web.json_response(completion(name, body.get("model", ""), answer))
-        return web.json_response(completion(name, body.get("model", ""), f"hello from {name}"))
+        return web.json_response(completion(name, body.get("model", ""), f"hello from {name}"),
+                                 headers=control["headers"])
 
     async def stream(request: web.Request, model: str) -> web.StreamResponse:
         """SSE chat completion chunks; with die_after_chunks, the connection is cut mid-stream."""
