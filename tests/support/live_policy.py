@@ -23,7 +23,7 @@ def policy(router: HasUrl, providers: dict[str, HasUrl], models: dict[str, str],
         lines += [f"  {name}:", f"    base_url: {provider.url}/v1"]
     lines.append("models:")
     lines += [f"  {model}: {{provider: {provider}}}" for model, provider in models.items()]
-    lines.append("routes:")
+    lines.append("routes:" if routes else "routes: []")
     for route, model in routes.items():
         lines += [f"  - name: {route}", f"    description: requests about {route}", f"    model: {model}"]
     lines.append("default_model: alpha-chat")
