@@ -26,6 +26,7 @@ from envoy_data_plane.envoy.config.route.v3 import RouteConfiguration
 # Registers the TLS context type so typed_config Any fields resolve.
 import envoy_data_plane.envoy.extensions.transport_sockets.tls.v3  # noqa: F401
 from control_plane.headers import CLUSTER_HEADER, DECISION_HEADERS
+from control_plane.limits import MAX_BODY_BYTES, TOO_LARGE_MESSAGE
 from control_plane.openai_errors import error_body
 from control_plane.policy import Provider
 from control_plane.xds_cache import CLUSTER_TYPE, ROUTE_TYPE
@@ -34,7 +35,6 @@ from control_plane.xds_cache import CLUSTER_TYPE, ROUTE_TYPE
 TEMPLATE = Path(os.environ.get(
     "SWITCHYARD_ENVOY_TEMPLATE", Path(__file__).resolve().parent.parent / "envoy" / "bootstrap.yaml"
 ))
-MAX_BODY_BYTES = 8 * 1024 * 1024  # largest request body Envoy buffers for the processor
 ROUTE_CONFIG_NAME = "providers"  # the listener's RDS name in envoy/bootstrap.yaml
 SYSTEM_CA_FALLBACK = "/etc/ssl/certs/ca-certificates.crt"
 
@@ -166,7 +166,7 @@ def render_bootstrap(ports: EnvoyPorts) -> dict[str, Any]:
         processor_address=ports.processor_address,
         processor_port=ports.processor_port,
         max_body_bytes=MAX_BODY_BYTES,
-        max_body_mib=MAX_BODY_BYTES // (1024 * 1024),
+        too_large_message=TOO_LARGE_MESSAGE,
     )
     config: dict[str, Any] = yaml.safe_load(text)
     return config

@@ -17,6 +17,7 @@ from control_plane import metrics
 from control_plane.chat_request import parse_chat_request, with_model
 from control_plane.decision import NO_ROUTE, PASSTHROUGH, Decision
 from control_plane.headers import CLUSTER_HEADER, POLICY_HEADER
+from control_plane.limits import MAX_BODY_BYTES, body_too_large
 from control_plane.model_choice import choose_model
 from control_plane.openai_errors import RequestError
 from control_plane.policy import DEFAULT_POLICY, Model, Policy, PolicySet
@@ -56,6 +57,11 @@ Action = Forward | Reply
 
 def _path(raw: str) -> str:
     return raw.split("?", 1)[0]
+
+
+def _declared_length(headers: Mapping[str, str]) -> int:
+    value = headers.get("content-length", "")
+    return int(value) if value.isdigit() else 0
 
 
 def _upstream_headers(model: Model, client_headers: Mapping[str, str]) -> tuple[
@@ -101,6 +107,8 @@ class RequestProcessor:
         if path == CHAT_PATH and method == "POST":
             if end_of_stream:
                 return _reply(RequestError(400, "request body is empty", "invalid_body"), [])
+            if _declared_length(headers) > MAX_BODY_BYTES:  # refuse before Envoy buffers it
+                return _reply(body_too_large(), [(POLICY_HEADER, policy.name)])
             return Forward(want_body=True)
         if path == MODELS_PATH and method == "GET":
             return self._models_reply(policy)
@@ -112,6 +120,8 @@ class RequestProcessor:
         assert self.policy is not None, "body before headers"
         policy = self.policy
         try:
+            if len(body) > MAX_BODY_BYTES:  # chunked bodies carry no content-length
+                raise body_too_large()
             request = parse_chat_request(body)
             model, decision = await choose_model(policy, request, self.routers.get(policy.router))
         except RequestError as error:

@@ -11,7 +11,7 @@ import openai
 import pytest
 
 from control_plane.cli import parser
-from control_plane.envoy_config import MAX_BODY_BYTES
+from control_plane.limits import MAX_BODY_BYTES
 from tests.e2e.conftest import Provider, Sidecar
 from tests.e2e.test_data_path import CLIENT_KEY, SCRIPTED, ask, client
 
@@ -76,6 +76,12 @@ def test_body_over_the_limit_is_an_openai_413(switchyard: Sidecar, alpha: Provid
     assert caught.value.status_code == 413
     error = caught.value.body
     assert error["code"] == "request_too_large" and "8 MiB" in error["message"]
+    # Without a content-length (chunked), and far over the limit: still a 413, nothing forwarded.
+    body = json.dumps({"model": "auto", "messages": big_image_message(3 * MAX_BODY_BYTES)}).encode()
+    chunks = (body[i:i + 65536] for i in range(0, len(body), 65536))
+    response = httpx.post(f"{switchyard.base_url}/chat/completions", content=chunks,
+                          headers={"content-type": "application/json"}, timeout=60)
+    assert response.status_code == 413 and response.json()["error"]["code"] == "request_too_large"
     assert alpha.requests() == []
 
 

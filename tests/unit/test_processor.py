@@ -131,3 +131,15 @@ def test_models_list_answers_from_policy() -> None:
 def test_chat_without_body_is_400() -> None:
     action = make(ScriptedRouter()).on_request_headers(CHAT_HEADERS, end_of_stream=True)
     assert isinstance(action, Reply) and action.status == 400
+
+
+def test_declared_body_over_the_limit_is_413_before_buffering() -> None:
+    headers = {**CHAT_HEADERS, "content-length": str(8 * 1024 * 1024 + 1)}
+    action = make(ScriptedRouter()).on_request_headers(headers, end_of_stream=False)
+    assert isinstance(action, Reply) and action.status == 413
+    assert json.loads(action.body)["error"]["code"] == "request_too_large"
+
+
+async def test_buffered_body_over_the_limit_is_413() -> None:
+    action = await body_action(make(ScriptedRouter()), b" " * (8 * 1024 * 1024 + 1))
+    assert isinstance(action, Reply) and action.status == 413
