@@ -41,10 +41,6 @@ class Child:
         )
         log.info("child_started", child=self.name, pid=self.process.pid)
 
-    @property
-    def pid(self) -> int | None:
-        return self.process.pid if self.process else None
-
     async def wait(self) -> int:
         assert self.process is not None
         return await self.process.wait()

@@ -25,7 +25,7 @@ from envoy_data_plane.envoy.config.route.v3 import RouteConfiguration
 
 # Registers the TLS context type so typed_config Any fields resolve.
 import envoy_data_plane.envoy.extensions.transport_sockets.tls.v3  # noqa: F401
-from control_plane.headers import CLUSTER_HEADER, DECISION_HEADERS
+from control_plane.headers import CLUSTER_HEADER, DECISION_HEADERS, METADATA_NAMESPACE
 from control_plane.limits import MAX_BODY_BYTES, TOO_LARGE_MESSAGE
 from control_plane.openai_errors import error_body
 from control_plane.policy import Provider
@@ -142,7 +142,7 @@ def route_configuration(providers: list[Provider]) -> dict[str, Any]:
             # Envoy removes before it adds: an upstream cannot forge any of these headers.
             "response_headers_to_remove": list(DECISION_HEADERS),
             "response_headers_to_add": [
-                {"header": {"key": header, "value": f"%DYNAMIC_METADATA(switchyard:{field})%"},
+                {"header": {"key": header, "value": f"%DYNAMIC_METADATA({METADATA_NAMESPACE}:{field})%"},
                  "append_action": "OVERWRITE_IF_EXISTS_OR_ADD"}
                 for header, field in DECISION_HEADERS.items()
             ],
@@ -167,6 +167,7 @@ def render_bootstrap(ports: EnvoyPorts) -> dict[str, Any]:
         processor_port=ports.processor_port,
         max_body_bytes=MAX_BODY_BYTES,
         too_large_message=TOO_LARGE_MESSAGE,
+        metadata_namespace=METADATA_NAMESPACE,
     )
     config: dict[str, Any] = yaml.safe_load(text)
     return config

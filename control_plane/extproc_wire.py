@@ -15,9 +15,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from control_plane.headers import METADATA_NAMESPACE
 from control_plane.processor import Action, Forward, Reply
 
-METADATA_NAMESPACE = "switchyard"  # must match metadata_options in envoy/bootstrap.yaml
 
 # ProcessingRequest oneof `request`: field number -> phase name.
 REQUEST_PHASES = {

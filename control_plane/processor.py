@@ -90,7 +90,6 @@ class RequestProcessor:
         self.routers = routers
         self.policy: Policy | None = None
         self.headers: Mapping[str, str] = {}
-        self.decision: Decision | None = None
 
     def on_request_headers(self, headers: Mapping[str, str], end_of_stream: bool) -> Action:
         self.headers = headers
@@ -129,7 +128,6 @@ class RequestProcessor:
         return self._forward_to(model, decision, with_model(request, model.upstream_model))
 
     def _forward_to(self, model: Model, decision: Decision, body: bytes | None = None) -> Forward:
-        self.decision = decision
         set_headers, remove = _upstream_headers(model, self.headers)
         if body is not None:
             set_headers += (("content-length", str(len(body))),)

@@ -44,7 +44,6 @@ class XdsCache:
         self._streams: dict[int, _StreamState] = {}
         self._subscriptions: dict[int, set[str]] = {}
         self.rejections: dict[str, str] = {}  # version -> Envoy's error detail
-        self.acked_version: str | None = None
 
     async def publish(self, resources: Mapping[str, Sequence[Any]]) -> str:
         version = str(next(self._versions))
@@ -74,8 +73,6 @@ class XdsCache:
 
     async def ack(self, stream_id: int, type_url: str, version: str) -> None:
         self._streams[stream_id].acked[type_url] = version
-        if self._fully_acked(version):
-            self.acked_version = version
         await self._notify()
 
     async def nack(self, type_url: str, version: str, detail: str) -> None:
