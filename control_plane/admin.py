@@ -38,15 +38,15 @@ def admin_app(
                 name: {
                     "version": p.version,
                     "source": p.source,
-                    "router": {"endpoint": p.router.endpoint, "model": p.router.model,
-                               "timeout_ms": p.router.timeout_ms},
+                    "router": {"kind": p.router.kind, "endpoint": p.router.endpoint,
+                               "model": p.router.model, "timeout_ms": p.router.timeout_ms},
                     "routes": {r.name: r.model.name for r in p.routes},
                     "models": {m.name: {"provider": m.provider.name, "cluster": m.provider.cluster,
                                         "upstream_model": m.upstream_model}
                                for m in p.models.values()},
                     "default_model": p.default_model.name,
                 }
-                for name, p in current.policies.items()
+                for name, p in current.policy_set.policies.items()
             },
         })
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import os
 import sys
@@ -11,16 +12,23 @@ from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
-from control_plane.chat_request import ChatRequest
+from control_plane.evaluation import DatasetError, evaluate, format_report, load_dataset, stderr_progress
 from control_plane.logging_setup import configure as configure_logging
 from control_plane.model_choice import choose_model
 from control_plane.policy import Policy
-from control_plane.policy_loader import PolicyError, load_policies, load_policy_file, policy_files
+from control_plane.policy_loader import (
+    PolicyError,
+    Problem,
+    load_policies,
+    load_policy_file,
+    policy_files,
+)
+from control_plane.router_pool import RouterPool
 from control_plane.sidecar import HostPort, SidecarOptions, run
-from router_model.client import ArchRouterClient, build_request
+from router_model.client import PreparedRoutes, build_request
 from router_model.conversation import select_conversation
-from router_model.router import RouterQuery
-from router_model.serving import RouterServing
+from router_model.kinds import KINDS
+from router_model.serving import ROUTER_MODEL_NAME, RouterServing
 from router_model.standin import STANDIN_MODEL_NAME, ensure_standin_model
 
 
@@ -73,8 +81,9 @@ def cmd_check(args: argparse.Namespace) -> int:
         print(exc, file=sys.stderr)
         return 1
     for name, policy in sorted(policies.items()):
-        print(f"{policy.source}: ok (policy '{name}', {len(policy.routes)} routes, "
-              f"version {policy.version})")
+        examples = sum(len(r.examples) for r in policy.routes)
+        print(f"{policy.source}: ok (policy '{name}', router {policy.router.kind}, "
+              f"{len(policy.routes)} routes, {examples} examples, version {policy.version})")
     return 0
 
 
@@ -86,24 +95,35 @@ def _conversation(args: argparse.Namespace) -> list[Any]:
     return [{"role": "user", "content": args.text}]
 
 
-def _query(policy: Policy, messages: list[Any]) -> RouterQuery:
-    return RouterQuery(policy.routes_text, list(policy.routes_by_name), select_conversation(messages))
-
-
 def cmd_prompt(args: argparse.Namespace) -> int:
     policy = load_policy_file(Path(args.policy))
-    body = build_request(_query(policy, _conversation(args)), policy.router.model)
+    conversation = select_conversation(_conversation(args))
+    model = policy.router.model or ROUTER_MODEL_NAME
+    body = build_request(PreparedRoutes.of(policy.route_specs), conversation, model)
     print(json.dumps(body, indent=2, ensure_ascii=False))
     return 0
 
 
+def _policy(args: argparse.Namespace) -> Policy:
+    """The policy file, with the router kind overridden by `--router` when given."""
+    policy = load_policy_file(Path(args.policy))
+    kind = getattr(args, "router", None)
+    if kind is None or kind == policy.router.kind:
+        return policy
+    router = dataclasses.replace(policy.router, kind=kind)
+    if router.uses_arch_router and not (router.endpoint and router.model):
+        message = f"--router {kind}: the policy has no router.endpoint and router.model"
+        raise PolicyError([Problem(policy.source, 1, message)])
+    return dataclasses.replace(policy, router=router)
+
+
 async def _route(policy: Policy, messages: list[Any]) -> int:
-    router = ArchRouterClient(policy.router.endpoint, policy.router.model, policy.router.timeout_ms)
+    pool = RouterPool()
     try:
-        request = ChatRequest(body={}, model=policy.router_alias, messages=messages)
-        model, decision = await choose_model(policy, request, router)
+        router = pool.router_for(policy)
+        model, decision = await choose_model(policy, policy.router_alias, messages, router)
     finally:
-        await router.close()
+        await pool.close()
     ms = "-" if decision.router_ms is None else f"{decision.router_ms:.1f} ms"
     print(f"route:    {decision.route}\nmodel:    {model.name} ({model.provider.name}: "
           f"{model.upstream_model})\ndecision: {decision.kind}\ntime:     {ms}")
@@ -111,8 +131,33 @@ async def _route(policy: Policy, messages: list[Any]) -> int:
 
 
 def cmd_route(args: argparse.Namespace) -> int:
-    policy = load_policy_file(Path(args.policy))
-    return asyncio.run(_route(policy, _conversation(args)))
+    return asyncio.run(_route(_policy(args), _conversation(args)))
+
+
+async def _eval(args: argparse.Namespace) -> int:
+    policy = _policy(args)
+    try:
+        items = load_dataset(Path(args.dataset), args.limit)
+    except (DatasetError, OSError) as exc:
+        print(f"switchyard eval: {exc}", file=sys.stderr)
+        return 1
+    pool = RouterPool()
+    try:
+        router = pool.router_for(policy)
+        report = await evaluate(policy, router, items, stderr_progress())
+    finally:
+        await pool.close()
+    metrics = report.metrics()
+    if args.json:
+        print(json.dumps(metrics, indent=2))
+    else:
+        title = f"policy {policy.name} (router {policy.router.kind}) on {args.dataset}"
+        print(format_report(metrics, title))
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    return asyncio.run(_eval(args))
 
 
 def parser() -> argparse.ArgumentParser:
@@ -156,6 +201,17 @@ def parser() -> argparse.ArgumentParser:
         source.add_argument("--conversation", metavar="FILE.json")
         source.add_argument("text", nargs="?")
         command.set_defaults(func=func)
+    sub.choices["route"].add_argument("--router", choices=list(KINDS),
+                                      help="use this router kind instead of the policy's")
+
+    evaluation = sub.add_parser("eval", help="measure routing accuracy and latency on a dataset")
+    evaluation.add_argument("--policy", required=True)
+    evaluation.add_argument("--dataset", required=True, metavar="FILE.jsonl")
+    evaluation.add_argument("--router", choices=list(KINDS),
+                            help="use this router kind instead of the policy's")
+    evaluation.add_argument("--limit", type=int, metavar="N", help="only the first N items")
+    evaluation.add_argument("--json", action="store_true", help="print one JSON object")
+    evaluation.set_defaults(func=cmd_eval)
     return top
 
 

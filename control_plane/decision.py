@@ -7,15 +7,26 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-NO_ROUTE = "other"
+from router_model.router import NO_ROUTE as NO_ROUTE  # re-exported: one constant for `other`
+
 # Decision kinds (the `x-switchyard-decision` header):
-ROUTED = "routed"  # the router chose (a route, or `other` -> default model)
 EXPLICIT = "explicit"  # the app named a configured model; the router was not asked
 PASSTHROUGH = "passthrough"  # not a chat completion: sent to the default model's provider
 
 
+def routed(tier: str) -> str:
+    """A router tier chose (a route, or `other` -> default model): routed:arch-router|embedding."""
+    return f"routed:{tier}"
+
+
 def fallback(reason: str) -> str:
+    """No router decision could be had: the default model serves, for `reason`."""
     return f"fallback:{reason}"
+
+
+def degraded(reason: str) -> str:
+    """Arch-Router failed for `reason`; the policy's embedding tier decided instead."""
+    return f"degraded:{reason}"
 
 
 @dataclass(frozen=True)
@@ -24,7 +35,7 @@ class Decision:
     policy_version: str
     route: str  # route name, or "other"
     model: str  # configured model name
-    kind: str  # routed | explicit | passthrough | fallback:<reason>
+    kind: str  # routed:<tier> | explicit | passthrough | fallback:<reason> | degraded:<reason>
     router_ms: float | None = None  # time spent asking the router, when it was asked
 
     def metadata(self) -> dict[str, str]:

@@ -15,7 +15,6 @@ from grpclib.server import Stream
 
 from control_plane import extproc_wire as wire
 from control_plane.processor import Forward, RequestProcessor
-from control_plane.router_pool import RouterPool
 from control_plane.snapshot import SnapshotStore
 
 log = structlog.get_logger("switchyard.extproc")
@@ -23,9 +22,8 @@ PROCESS_METHOD = "/envoy.service.ext_proc.v3.ExternalProcessor/Process"
 
 
 class ExtProcService(ExternalProcessorBase):
-    def __init__(self, snapshots: SnapshotStore, routers: RouterPool) -> None:
+    def __init__(self, snapshots: SnapshotStore) -> None:
         self.snapshots = snapshots
-        self.routers = routers
 
     async def handle(self, stream: Stream[bytes, bytes]) -> None:
         processor: RequestProcessor | None = None
@@ -33,7 +31,7 @@ class ExtProcService(ExternalProcessorBase):
             request = wire.decode_request(raw)
             if request.phase == "request_headers":
                 # The snapshot is taken once per request and kept to its end.
-                processor = RequestProcessor(self.snapshots.current, self.routers)
+                processor = RequestProcessor(self.snapshots.current)
                 action = processor.on_request_headers(request.headers, request.end_of_stream)
                 await stream.send_message(wire.encode_response(request.phase, action))
                 if not (isinstance(action, Forward) and action.want_body):

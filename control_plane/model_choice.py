@@ -1,15 +1,19 @@
-"""Which configured model serves a chat request, and the decision record saying why."""
+"""Which configured model serves a chat request, and the decision record saying why.
+
+The ONE decision path: the processor, `switchyard route` and `switchyard eval` all call it.
+"""
 
 from __future__ import annotations
 
+from typing import Any
+
 import structlog
 
-from control_plane.chat_request import ChatRequest
-from control_plane.decision import EXPLICIT, NO_ROUTE, ROUTED, Decision, fallback
+from control_plane.decision import EXPLICIT, NO_ROUTE, Decision, degraded, fallback, routed
 from control_plane.openai_errors import RequestError
 from control_plane.policy import Model, Policy
 from router_model.conversation import select_conversation
-from router_model.router import Router, RouterQuery
+from router_model.router import Router, RouterOutcome, RouterQuery
 
 log = structlog.get_logger("switchyard.routing")
 
@@ -18,15 +22,31 @@ def _decision(policy: Policy, route: str, model: Model, kind: str, ms: float | N
     return Decision(policy.name, policy.version, route, model.name, kind, ms)
 
 
-async def choose_model(policy: Policy, request: ChatRequest, router: Router) -> tuple[Model, Decision]:
+def _from_outcome(policy: Policy, outcome: RouterOutcome) -> tuple[Model, Decision]:
+    if outcome.degraded is not None:
+        kind = degraded(outcome.degraded)
+    elif outcome.failed:
+        kind = fallback(outcome.reason)
+    else:
+        kind = routed(outcome.tier)
+    if outcome.route is not None:
+        model = policy.routes_by_name[outcome.route].model
+        return model, _decision(policy, outcome.route, model, kind, outcome.elapsed_ms)
+    default = policy.default_model
+    return default, _decision(policy, NO_ROUTE, default, kind, outcome.elapsed_ms)
+
+
+async def choose_model(
+    policy: Policy, model_name: str, messages: list[Any], router: Router
+) -> tuple[Model, Decision]:
     """Explicit model -> that model; the router alias -> ask the router; else a 404."""
-    if request.model != policy.router_alias:
-        model = policy.models.get(request.model)
+    if model_name != policy.router_alias:
+        model = policy.models.get(model_name)
         if model is None:
             known = ", ".join(policy.model_names())
             raise RequestError(
                 404,
-                f"The model `{request.model}` does not exist in policy '{policy.name}'. "
+                f"The model `{model_name}` does not exist in policy '{policy.name}'. "
                 f"Known models: {known}",
                 "model_not_found",
                 "model",
@@ -35,17 +55,12 @@ async def choose_model(policy: Policy, request: ChatRequest, router: Router) -> 
     default = policy.default_model
     if not policy.routes:
         return default, _decision(policy, NO_ROUTE, default, fallback("no_routes"), None)
-    conversation = select_conversation(request.messages)
+    conversation = select_conversation(messages)
     if not conversation:
         return default, _decision(policy, NO_ROUTE, default, fallback("no_user_text"), None)
-    query = RouterQuery(policy.routes_text, list(policy.routes_by_name), conversation)
     try:
-        outcome = await router.decide(query)
+        outcome = await router.decide(RouterQuery(policy.route_specs, conversation))
     except Exception:  # a failing router never fails a request the default model can serve
         log.exception("router_crashed", policy=policy.name)
         return default, _decision(policy, NO_ROUTE, default, fallback("router_error"), None)
-    if outcome.route is not None:
-        model = policy.routes_by_name[outcome.route].model
-        return model, _decision(policy, outcome.route, model, ROUTED, outcome.elapsed_ms)
-    kind = fallback(outcome.reason) if outcome.failed else ROUTED
-    return default, _decision(policy, NO_ROUTE, default, kind, outcome.elapsed_ms)
+    return _from_outcome(policy, outcome)

@@ -11,7 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from router_model.prompt import RouteSpec, routes_json
+from router_model.kinds import RouterConfig
+from router_model.router import RouteSpec
 
 DEFAULT_POLICY = "default"
 
@@ -61,16 +62,7 @@ class Route:
     name: str
     description: str
     model: Model
-
-
-@dataclass(frozen=True)
-class RouterTarget:
-    """Where this policy's Arch-Router is served."""
-
-    endpoint: str
-    model: str
-    timeout_ms: int
-    api_key_env: str | None = None
+    examples: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -78,19 +70,19 @@ class Policy:
     name: str
     version: str  # content digest of the source file: changes exactly when the policy does
     source: str
-    router: RouterTarget
+    router: RouterConfig
     router_alias: str
     providers: Mapping[str, Provider]
     models: Mapping[str, Model]
     routes: tuple[Route, ...]
     default_model: Model
     # Derived once per policy, not per request:
-    routes_text: str = field(init=False)  # the prompt's {routes}
+    route_specs: tuple[RouteSpec, ...] = field(init=False)  # the routes as routers see them
     routes_by_name: Mapping[str, Route] = field(init=False)
 
     def __post_init__(self) -> None:
-        specs = [RouteSpec(r.name, r.description) for r in self.routes]
-        object.__setattr__(self, "routes_text", routes_json(specs))
+        specs = tuple(RouteSpec(r.name, r.description, r.examples) for r in self.routes)
+        object.__setattr__(self, "route_specs", specs)
         object.__setattr__(self, "routes_by_name", {r.name: r for r in self.routes})
 
     def model_names(self) -> list[str]:

@@ -23,9 +23,10 @@ from control_plane.policy import (
     PolicySet,
     Provider,
     Route,
-    RouterTarget,
 )
 from control_plane.policy_schema import PolicySpec
+from router_model.kinds import RouterConfig
+from router_model.router import NO_ROUTE
 
 Loc = Sequence[str | int]
 
@@ -131,8 +132,8 @@ def _reference_problems(spec: PolicySpec, nodes: _Nodes, file: str) -> list[Prob
             message = f"routes[{index}].name: duplicate route name '{route.name}'"
             problems.append(Problem(file, nodes.line(("routes", index, "name")), message))
         seen.add(route.name)
-        if route.name == "other":
-            message = "routes[{}].name: 'other' is reserved for 'no route matched'".format(index)
+        if route.name == NO_ROUTE:
+            message = f"routes[{index}].name: '{NO_ROUTE}' is reserved for 'no route matched'"
             problems.append(Problem(file, nodes.line(("routes", index, "name")), message))
         if route.model not in spec.models:
             message = f"routes[{index}].model: unknown model '{route.model}'"
@@ -140,6 +141,12 @@ def _reference_problems(spec: PolicySpec, nodes: _Nodes, file: str) -> list[Prob
     if spec.default_model not in spec.models:
         message = f"default_model: unknown model '{spec.default_model}'"
         problems.append(Problem(file, nodes.line(("default_model",)), message))
+    router = spec.router
+    if RouterConfig(kind=router.kind).uses_arch_router:
+        for key in ("endpoint", "model"):
+            if getattr(router, key) is None:
+                message = f"router.{key}: required for router kind '{router.kind}'"
+                problems.append(Problem(file, nodes.line(("router",)), message))
     if spec.router_alias in spec.models:
         message = f"router_alias: '{spec.router_alias}' is also a configured model name"
         problems.append(Problem(file, nodes.line(("router_alias",)), message))
@@ -162,15 +169,26 @@ def _compile(spec: PolicySpec, name: str, file: str, digest: str) -> Policy:
         for key, m in spec.models.items()
     }
     r = spec.router
+    router = RouterConfig(
+        kind=r.kind,
+        endpoint=r.endpoint.rstrip("/") if r.endpoint else None,
+        model=r.model,
+        timeout_ms=r.timeout_ms,
+        api_key_env=r.api_key_env,
+        threshold=r.embedding.threshold,
+        margin=r.embedding.margin,
+    )
     return Policy(
         name=name,
         version=digest,
         source=file,
-        router=RouterTarget(r.endpoint.rstrip("/"), r.model, r.timeout_ms, r.api_key_env),
+        router=router,
         router_alias=spec.router_alias,
         providers=providers,
         models=models,
-        routes=tuple(Route(x.name, x.description, models[x.model]) for x in spec.routes),
+        routes=tuple(
+            Route(x.name, x.description, models[x.model], tuple(x.examples)) for x in spec.routes
+        ),
         default_model=models[spec.default_model],
     )
 

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+
+from router_model.kinds import DEFAULT_MARGIN, DEFAULT_THRESHOLD, KINDS
+from router_model.router import ARCH_ROUTER
 
 Name = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$", max_length=128)]
 EnvVarName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
@@ -19,12 +22,29 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
 
+class EmbeddingSpec(_Strict):
+    # Cosine similarity under which the embedding tier answers `other`.
+    threshold: Annotated[float, Field(ge=-1, le=1)] = DEFAULT_THRESHOLD
+    # hybrid: the embedding tier answers alone when its best route leads the next by this much.
+    margin: Annotated[float, Field(ge=0, le=2)] = DEFAULT_MARGIN
+
+
 class RouterSpec(_Strict):
-    endpoint: HttpUrl
-    model: Annotated[str, StringConstraints(min_length=1)]
+    kind: str = ARCH_ROUTER
+    # Where Arch-Router is served: required by the kinds that ask it (arch-router, hybrid).
+    endpoint: HttpUrl | None = None
+    model: Annotated[str, StringConstraints(min_length=1)] | None = None
     # At most 10 s: Envoy's ext_proc message_timeout (envoy/bootstrap.yaml) is 11 s.
     timeout_ms: Annotated[int, Field(gt=0, le=10_000)] = 400
     api_key_env: EnvVarName | None = None
+    embedding: EmbeddingSpec = EmbeddingSpec()
+
+    @field_validator("kind")
+    @classmethod
+    def _known_kind(cls, kind: str) -> str:
+        if kind not in KINDS:
+            raise ValueError(f"unknown router kind '{kind}' (known: {', '.join(KINDS)})")
+        return kind
 
 
 class ProviderSpec(_Strict):
@@ -43,6 +63,10 @@ class RouteSpecWire(_Strict):
     name: Name
     description: Annotated[str, StringConstraints(min_length=1, max_length=2000)]
     model: Name
+    # Sample requests for the embedding tier (Arch-Router sees descriptions only).
+    examples: Annotated[
+        list[Annotated[str, StringConstraints(min_length=1, max_length=2000)]], Field(max_length=500)
+    ] = []
 
 
 class PolicySpec(_Strict):

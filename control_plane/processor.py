@@ -20,8 +20,8 @@ from control_plane.headers import CLUSTER_HEADER, POLICY_HEADER
 from control_plane.limits import MAX_BODY_BYTES, body_too_large
 from control_plane.model_choice import choose_model
 from control_plane.openai_errors import RequestError
-from control_plane.policy import DEFAULT_POLICY, Model, Policy, PolicySet
-from control_plane.router_pool import RouterPool
+from control_plane.policy import DEFAULT_POLICY, Model, Policy
+from control_plane.snapshot import Snapshot
 
 log = structlog.get_logger("switchyard.processor")
 
@@ -85,9 +85,9 @@ def _reply(error: RequestError, decision_headers: list[tuple[str, str]]) -> Repl
 
 
 class RequestProcessor:
-    def __init__(self, policies: PolicySet, routers: RouterPool) -> None:
-        self.policies = policies
-        self.routers = routers
+    def __init__(self, snapshot: Snapshot) -> None:
+        self.snapshot = snapshot
+        self.policies = snapshot.policy_set
         self.policy: Policy | None = None
         self.headers: Mapping[str, str] = {}
 
@@ -122,7 +122,9 @@ class RequestProcessor:
             if len(body) > MAX_BODY_BYTES:  # chunked bodies carry no content-length
                 raise body_too_large()
             request = parse_chat_request(body)
-            model, decision = await choose_model(policy, request, self.routers.get(policy.router))
+            model, decision = await choose_model(
+                policy, request.model, request.messages, self.snapshot.routers[policy.name]
+            )
         except RequestError as error:
             return _reply(error, [(POLICY_HEADER, policy.name)])
         return self._forward_to(model, decision, with_model(request, model.upstream_model))

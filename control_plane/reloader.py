@@ -22,6 +22,7 @@ from control_plane import metrics
 from control_plane.envoy_config import xds_resources
 from control_plane.policy import providers_of
 from control_plane.policy_loader import PolicyError, load_policy_set
+from control_plane.router_pool import RouterPool
 from control_plane.snapshot import SnapshotStore
 from control_plane.xds_cache import EnvoyRejected, XdsCache
 
@@ -37,11 +38,12 @@ class ReloadStatus:
 
 class Reloader:
     def __init__(
-        self, directory: Path, snapshots: SnapshotStore, xds: XdsCache,
+        self, directory: Path, snapshots: SnapshotStore, xds: XdsCache, routers: RouterPool,
         drain_s: float = 30.0, ack_timeout_s: float = 5.0,
     ) -> None:
         self.directory = directory
         self.snapshots = snapshots
+        self.routers = routers
         self.xds = xds
         self.drain_s = drain_s
         self.ack_timeout_s = ack_timeout_s
@@ -52,7 +54,7 @@ class Reloader:
 
     async def publish_initial(self) -> None:
         """Envoy is not connected yet: it gets this snapshot when it connects."""
-        await self.xds.publish(xds_resources(self.snapshots.current.providers()))
+        await self.xds.publish(xds_resources(self.snapshots.current.policy_set.providers()))
 
     async def reload(self) -> bool:
         async with self._lock:
@@ -60,9 +62,14 @@ class Reloader:
                 new = load_policy_set(self.directory)
             except PolicyError as exc:
                 return self._failed([str(p) for p in exc.problems])
-            old = self.snapshots.current
+            old = self.snapshots.current.policy_set
             if new.versions() == old.versions():
                 return True  # an event without a change (a touch, a re-save): nothing to do
+            try:  # routers first: a policy whose router cannot be built changes nothing
+                snapshot = await self.routers.snapshot(new)
+            except Exception as exc:
+                log.exception("router_build_failed")
+                return self._failed([f"cannot build the routers: {exc}"])
             version = await self.xds.publish(xds_resources(providers_of(old, new)))
             try:
                 acked = await self.xds.wait_acked(version, self.ack_timeout_s)
@@ -71,7 +78,7 @@ class Reloader:
                 return self._failed([f"Envoy rejected the configuration: {exc}"])
             if not acked:
                 log.warning("xds_ack_timeout", version=version)
-            self.snapshots.swap(new)
+            self.snapshots.swap(snapshot)
             self.status = ReloadStatus(ok=True, at=time.time())
             metrics.POLICY_RELOADS.labels("ok").inc()
             metrics.POLICY_GENERATION.set(self.snapshots.generation)
@@ -94,7 +101,7 @@ class Reloader:
     async def _remove_unused_clusters(self) -> None:
         await asyncio.sleep(self.drain_s)  # requests in flight on the old snapshot finish first
         async with self._lock:
-            await self.xds.publish(xds_resources(self.snapshots.current.providers()))
+            await self.xds.publish(xds_resources(self.snapshots.current.policy_set.providers()))
             log.info("clusters_drained")
 
     async def close(self) -> None:

@@ -1,30 +1,34 @@
-"""One pooled router client per router target, shared by every request of every policy."""
+"""Routers for a policy set: one per policy, built by router_model's factory (the one place that
+knows router kinds). Building is blocking; `snapshot()` runs it off the event loop."""
 
 from __future__ import annotations
 
-import os
+import asyncio
 
-from control_plane.policy import RouterTarget
-from router_model.client import ArchRouterClient
+from control_plane.policy import Policy, PolicySet
+from control_plane.snapshot import Snapshot
+from router_model.kinds import RouterFactory
 from router_model.router import Router
 
 
 class RouterPool:
-    def __init__(self) -> None:
-        self._routers: dict[RouterTarget, Router] = {}
+    def __init__(self, factory: RouterFactory | None = None) -> None:
+        self.factory = factory or RouterFactory()
 
-    def get(self, target: RouterTarget) -> Router:
-        router = self._routers.get(target)
-        if router is None:
-            api_key = os.environ.get(target.api_key_env) if target.api_key_env else None
-            router = ArchRouterClient(target.endpoint, target.model, target.timeout_ms, api_key)
-            self._routers[target] = router
-        return router
+    def router_for(self, policy: Policy) -> Router:
+        return self.factory.build(policy.router, policy.route_specs)
+
+    async def snapshot(self, policy_set: PolicySet) -> Snapshot:
+        """Routers for every policy, prepared in a worker thread (the embedding tier encodes
+        every route anchor here, so the next request pays nothing)."""
+        return await asyncio.to_thread(self._build, policy_set)
+
+    def _build(self, policy_set: PolicySet) -> Snapshot:
+        routers = {name: self.router_for(p) for name, p in policy_set.policies.items()}
+        return Snapshot(policy_set, routers)
 
     async def close(self) -> None:
-        for router in self._routers.values():
-            await router.close()
-        self._routers.clear()
+        await self.factory.close()
 
 
 class FixedRouterPool(RouterPool):
@@ -34,5 +38,5 @@ class FixedRouterPool(RouterPool):
         super().__init__()
         self._router = router
 
-    def get(self, target: RouterTarget) -> Router:
+    def router_for(self, policy: Policy) -> Router:
         return self._router

@@ -117,13 +117,13 @@ def _children(options: SidecarOptions, workdir: Path) -> list[Child]:
 
 async def run(options: SidecarOptions) -> int:
     policies = load_policy_set(options.policies)  # a bad first load is fatal: fail fast
-    snapshots = SnapshotStore(policies)
     routers = RouterPool()
+    snapshots = SnapshotStore(await routers.snapshot(policies))
     xds = XdsCache()
-    reloader = Reloader(options.policies, snapshots, xds, drain_s=options.drain_s)
+    reloader = Reloader(options.policies, snapshots, xds, routers, drain_s=options.drain_s)
     await reloader.publish_initial()
     # One gRPC server for Envoy: ext_proc (per request) and ADS (clusters and routes).
-    server = Server([ExtProcService(snapshots, routers), AdsServer(xds)], codec=RawOrProtoCodec())
+    server = Server([ExtProcService(snapshots), AdsServer(xds)], codec=RawOrProtoCodec())
     await server.start(options.processor.host, options.processor.port)
     watcher = PolicyWatcher(options.policies, reloader.reload, polling=options.watch == "poll")
     if options.watch != "off":

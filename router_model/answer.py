@@ -12,7 +12,8 @@ import re
 from collections.abc import Collection
 from dataclasses import dataclass
 
-NO_ROUTE = "other"
+from router_model.router import NO_ROUTE
+
 _OBJECT = re.compile(r"\{[^{}]*\}", re.DOTALL)
 _ROUTE_FIELD = re.compile(r"""["']route["']\s*:\s*["']([^"']*)["']""")
 

@@ -1,4 +1,4 @@
-"""Arch-Router over an OpenAI-compatible endpoint (vLLM): one pooled client per endpoint."""
+"""Arch-Router over an OpenAI-compatible endpoint (vLLM)."""
 
 from __future__ import annotations
 
@@ -6,13 +6,14 @@ import asyncio
 import json
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
 
-from router_model.answer import NO_ROUTE, parse_answer
-from router_model.prompt import render_prompt
-from router_model.router import RouterOutcome, RouterQuery
+from router_model.answer import parse_answer
+from router_model.prompt import Message, render_prompt, routes_json
+from router_model.router import ARCH_ROUTER, NO_ROUTE, RouteSpec, RouterOutcome, RouterQuery
 
 # `{"route": "<longest route name>"}` is well under this for any sane route name.
 MAX_ANSWER_TOKENS = 32
@@ -23,46 +24,80 @@ def answer_choices(route_names: Sequence[str]) -> list[str]:
     return [json.dumps({"route": name}) for name in (*route_names, NO_ROUTE)]
 
 
-def build_request(query: RouterQuery, model: str) -> dict[str, Any]:
+@dataclass(frozen=True)
+class PreparedRoutes:
+    """What Arch-Router needs of a policy's routes, computed once per snapshot."""
+
+    routes_text: str  # the prompt's {routes}
+    names: tuple[str, ...]
+    choices: tuple[str, ...]
+
+    @classmethod
+    def of(cls, routes: Sequence[RouteSpec]) -> PreparedRoutes:
+        names = tuple(r.name for r in routes)
+        return cls(routes_json(routes), names, tuple(answer_choices(names)))
+
+
+def build_request(routes: PreparedRoutes, conversation: Sequence[Message], model: str) -> dict[str, Any]:
     """The ONE place that builds the router's request body (`switchyard prompt` prints it)."""
     return {
         "model": model,
-        "messages": [
-            {"role": "user", "content": render_prompt(query.routes_text, query.conversation)}
-        ],
+        "messages": [{"role": "user", "content": render_prompt(routes.routes_text, conversation)}],
         "temperature": 0,  # greedy, as the model card asks
         "max_tokens": MAX_ANSWER_TOKENS,
         # vLLM constrains the answer to one of the policy's routes (or "other").
-        "structured_outputs": {"choice": answer_choices(query.route_names)},
+        "structured_outputs": {"choice": list(routes.choices)},
     }
 
 
+class HttpSessions:
+    """One pooled aiohttp session per router credential, shared by every policy and snapshot:
+    a reload builds new routers but never new connection pools."""
+
+    def __init__(self) -> None:
+        self._sessions: dict[str | None, aiohttp.ClientSession] = {}
+
+    def get(self, api_key: str | None) -> aiohttp.ClientSession:
+        session = self._sessions.get(api_key)
+        if session is None or session.closed:
+            headers = {"content-type": "application/json"}
+            if api_key:
+                headers["authorization"] = f"Bearer {api_key}"
+            connector = aiohttp.TCPConnector(limit=64, keepalive_timeout=60)
+            session = aiohttp.ClientSession(connector=connector, headers=headers)
+            self._sessions[api_key] = session
+        return session
+
+    async def close(self) -> None:
+        for session in self._sessions.values():
+            await session.close()
+        self._sessions.clear()
+
+
 class ArchRouterClient:
-    """Asks one OpenAI-compatible endpoint; never raises, a failure is an outcome."""
+    """Asks one OpenAI-compatible endpoint about one policy's routes; never raises, a failure is
+    an outcome. Built per snapshot (cheap); connections come from the shared HttpSessions."""
 
     def __init__(
-        self, endpoint: str, model: str, timeout_ms: int, api_key: str | None = None
+        self, sessions: HttpSessions, routes: Sequence[RouteSpec], endpoint: str, model: str,
+        timeout_ms: int, api_key: str | None = None,
     ) -> None:
         self.url = endpoint.rstrip("/") + "/chat/completions"
         self.model = model
         self.timeout_s = timeout_ms / 1000
-        self._headers = {"content-type": "application/json"}
-        if api_key:
-            self._headers["authorization"] = f"Bearer {api_key}"
-        self._session: aiohttp.ClientSession | None = None
+        self.routes = PreparedRoutes.of(routes)
+        self._sessions = sessions
+        self._api_key = api_key
 
-    def _pool(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            connector = aiohttp.TCPConnector(limit=64, keepalive_timeout=60)
-            self._session = aiohttp.ClientSession(connector=connector, headers=self._headers)
-        return self._session
+    def request_body(self, conversation: Sequence[Message]) -> dict[str, Any]:
+        return build_request(self.routes, conversation, self.model)
 
     async def decide(self, query: RouterQuery) -> RouterOutcome:
         started = time.perf_counter()
         route: str | None
         try:
             async with asyncio.timeout(self.timeout_s):
-                text = await self._ask(build_request(query, self.model))
+                text = await self._ask(self.request_body(query.conversation))
         except TimeoutError:
             route, reason = None, "router_timeout"
         except aiohttp.ClientResponseError:
@@ -72,17 +107,13 @@ class ArchRouterClient:
         except (ValueError, KeyError, IndexError, TypeError):
             route, reason = None, "unparseable"
         else:
-            parsed = parse_answer(text, query.route_names)
+            parsed = parse_answer(text, self.routes.names)
             route, reason = parsed.route, parsed.reason
-        return RouterOutcome(route, reason, (time.perf_counter() - started) * 1000)
+        return RouterOutcome(route, reason, (time.perf_counter() - started) * 1000, ARCH_ROUTER)
 
     async def _ask(self, body: dict[str, Any]) -> str:
-        async with self._pool().post(self.url, json=body) as response:
+        async with self._sessions.get(self._api_key).post(self.url, json=body) as response:
             response.raise_for_status()
             payload = await response.json(content_type=None)
         content = payload["choices"][0]["message"]["content"]
         return content if isinstance(content, str) else ""
-
-    async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()

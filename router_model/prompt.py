@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 TASK = (
     "\nYou are a helpful assistant designed to find the best suited route.\n"
@@ -31,14 +32,6 @@ FORMAT = (
 
 
 @dataclass(frozen=True)
-class RouteSpec:
-    """A route as the model sees it: a name and a plain-language description."""
-
-    name: str
-    description: str
-
-
-@dataclass(frozen=True)
 class Message:
     """One text-only conversation turn, as given to the router."""
 
@@ -46,8 +39,17 @@ class Message:
     content: str
 
 
-def routes_json(routes: Sequence[RouteSpec]) -> str:
-    """`{routes}` as the card renders it. Depends only on the policy: compute once per snapshot."""
+class NamedRoute(Protocol):
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def description(self) -> str: ...
+
+
+def routes_json(routes: Sequence[NamedRoute]) -> str:
+    """`{routes}` as the card renders it (names and descriptions only; examples are not part of
+    the card's format). Depends only on the policy: computed once per snapshot."""
     return json.dumps([{"name": r.name, "description": r.description} for r in routes])
 
 

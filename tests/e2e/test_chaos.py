@@ -112,4 +112,4 @@ def test_load_with_router_and_processor_restarts(stack: SplitStack, scripted_rou
     # The chaos really happened, and traffic recovered from it.
     assert tally["2xx fallback:router_unavailable"] + tally["2xx stream fallback:router_unavailable"] > 0
     assert tally["503 processor_unavailable"] > 0
-    assert tally["2xx routed"] > 0 and tally["2xx stream explicit"] > 0
+    assert tally["2xx routed:arch-router"] > 0 and tally["2xx stream explicit"] > 0

@@ -39,7 +39,7 @@ def clean(alpha: Provider, beta: Provider, scripted_router: Provider) -> None:
 def test_auto_is_routed_by_arch_router_on_vllm(switchyard: Sidecar, alpha: Provider, beta: Provider) -> None:
     headers, completion = ask(switchyard, "auto")
     decision = headers["x-switchyard-decision"]
-    assert decision == "routed", headers  # the real router answered (whatever it chose)
+    assert decision == "routed:arch-router", headers  # the real router answered (whatever it chose)
     assert float(headers["x-switchyard-router-ms"]) > 0
     assert headers["x-switchyard-policy"] == "default"
     route, model = headers["x-switchyard-route"], headers["x-switchyard-model"]
@@ -59,7 +59,7 @@ def test_route_named_by_router_is_honoured_over_https(switchyard: Sidecar, beta:
     scripted_router.control(route="code_generation")
     headers, completion = ask(switchyard, "auto", headers=SCRIPTED)
     assert (headers["x-switchyard-route"], headers["x-switchyard-model"], headers["x-switchyard-decision"]) == (
-        "code_generation", "beta-chat", "routed")
+        "code_generation", "beta-chat", "routed:arch-router")
     [seen] = beta.requests()
     assert seen["path"] == "/beta/v1/chat/completions"  # base_url path prefix honoured
     assert seen["body"]["model"] == "beta-upstream-model"

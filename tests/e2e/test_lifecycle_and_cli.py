@@ -93,4 +93,4 @@ def test_route_asks_the_router(policies: Path, scripted_router: Provider) -> Non
     result = switchyard("route", "--policy", str(policies / "scripted.yaml"), "write a sort function")
     assert result.returncode == 0, result.stderr
     assert "route:    code_generation" in result.stdout and "model:    beta-chat" in result.stdout
-    assert "decision: routed" in result.stdout
+    assert "decision: routed:arch-router" in result.stdout

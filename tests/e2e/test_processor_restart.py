@@ -51,7 +51,7 @@ def test_processor_killed_fails_closed_then_recovers(tmp_path: Path, logs: Path,
 
         stack.start_switchyard()  # same ports: Envoy reconnects on its own
         back = poll(stack.base_url, lambda r: r.status_code == 200, 30)
-        assert back.status_code == 200 and back.headers["x-switchyard-decision"] == "routed"
+        assert back.status_code == 200 and back.headers["x-switchyard-decision"] == "routed:arch-router"
         assert stack.envoy.alive() and stack.envoy.pid == envoy_pid
     finally:
         stack.stop()

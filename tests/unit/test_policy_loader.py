@@ -44,7 +44,20 @@ BROKEN = [
     ("unknown provider key", edit("    api_key_env: OPENAI_API_KEY\n",
                                   "    api_key_env: OPENAI_API_KEY\n    api_key: sk-123\n"),
      10, "providers.openai.api_key: unknown key"),
-    ("missing router model", edit("  model: Arch-Router\n", ""), 3, "router.model: required field is missing"),
+    ("missing router model", edit("  model: Arch-Router\n", ""), 3,
+     "router.model: required for router kind 'arch-router'"),
+    ("hybrid without endpoint", edit("  endpoint: http://127.0.0.1:8000/v1\n", "  kind: hybrid\n"), 3,
+     "router.endpoint: required for router kind 'hybrid'"),
+    ("unknown router kind", edit("  timeout_ms: 400\n", "  timeout_ms: 400\n  kind: bert\n"), 6,
+     "router.kind: Value error, unknown router kind 'bert' (known: arch-router, embedding, hybrid)"),
+    ("threshold out of range", edit("  timeout_ms: 400\n", "  timeout_ms: 400\n  embedding: {threshold: 2}\n"), 6,
+     "router.embedding.threshold"),
+    ("unknown embedding key", edit("  timeout_ms: 400\n", "  timeout_ms: 400\n  embedding: {k: 3}\n"), 6,
+     "router.embedding.k: unknown key"),
+    ("examples not a list", edit("    model: gpt-4o\n", "    model: gpt-4o\n    examples: write code\n"), 19,
+     "routes.0.examples"),
+    ("empty example", edit("    model: gpt-4o\n", "    model: gpt-4o\n    examples: ['']\n"), 19,
+     "routes.0.examples.0"),
     ("missing default_model", edit("default_model: small\n", ""), 1, "default_model: required field is missing"),
     ("missing route description", edit("    description: generating new code\n", ""),
      16, "routes.0.description: required field is missing"),
@@ -87,6 +100,16 @@ def test_good_policy_compiles() -> None:
     assert policy.default_model.provider.path_prefix == "/v1"
     assert policy.models["gpt-4o"].provider.tls
     assert policy.model_names() == ["auto", "gpt-4o", "small"]
+
+
+def test_embedding_policy_needs_no_router_endpoint() -> None:
+    text = edit("  endpoint: http://127.0.0.1:8000/v1\n  model: Arch-Router\n",
+                "  kind: embedding\n  embedding: {threshold: 0.3, margin: 0}\n")
+    text = text.replace("    model: gpt-4o\n", "    model: gpt-4o\n    examples: [write a sort function, 'a class for users']\n")
+    policy = parse_policy(text, "e.yaml", "e")
+    assert policy.router.kind == "embedding" and policy.router.endpoint is None
+    assert policy.router.threshold == 0.3 and policy.router.margin == 0
+    assert policy.route_specs[0].examples == ("write a sort function", "a class for users")
 
 
 def test_every_problem_is_reported_at_once() -> None:

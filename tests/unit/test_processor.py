@@ -10,7 +10,7 @@ from control_plane.headers import CLUSTER_HEADER
 from control_plane.policy import PolicySet
 from control_plane.policy_loader import parse_policy
 from control_plane.processor import Forward, Reply, RequestProcessor
-from control_plane.router_pool import FixedRouterPool
+from control_plane.snapshot import Snapshot
 from tests.support.scripted_router import ScriptedRouter
 from tests.unit.test_policy_loader import GOOD
 
@@ -20,7 +20,7 @@ CHAT_HEADERS = {":method": "POST", ":path": "/v1/chat/completions", "authorizati
 
 def make(router: ScriptedRouter) -> RequestProcessor:
     policies = PolicySet({"default": parse_policy(GOOD, "default.yaml", "default")})
-    return RequestProcessor(policies, FixedRouterPool(router))
+    return RequestProcessor(Snapshot(policies, {"default": router}))
 
 
 def chat(model: str, text: str = "write a function") -> bytes:
@@ -49,7 +49,7 @@ async def test_auto_routes_and_rewrites_model_and_credentials(monkeypatch: pytes
     assert sent["model"] == "gpt-4o"
     assert sent["n"] == 2 and sent["extra_field"] == {"x": 1} and sent["tools"][0]["function"]["name"] == "f"
     assert action.metadata == {"policy": "default", "route": "code_generation", "model": "gpt-4o",
-                               "decision": "routed", "router_ms": "12.5"}
+                               "decision": "routed:arch-router", "router_ms": "12.5"}
     assert router.queries[0].conversation[0].content == "write a function"
 
 
@@ -72,7 +72,7 @@ async def test_explicit_model_skips_router() -> None:
 async def test_router_says_other_goes_to_default_model() -> None:
     action = await body_action(make(ScriptedRouter(route=None, reason="other")), chat("auto"))
     assert action.metadata["route"] == "other" and action.metadata["model"] == "small"
-    assert action.metadata["decision"] == "routed"
+    assert action.metadata["decision"] == "routed:arch-router"
 
 
 @pytest.mark.parametrize("reason", ["router_timeout", "router_unavailable", "router_error", "unparseable", "unknown_route"])

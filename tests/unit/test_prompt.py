@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 
-from router_model.client import build_request
-from router_model.prompt import FORMAT, TASK, Message, RouteSpec, render_prompt, routes_json
-from router_model.router import RouterQuery
+from router_model.client import PreparedRoutes, build_request
+from router_model.prompt import FORMAT, TASK, Message, render_prompt, routes_json
+from router_model.router import RouteSpec
 
 # The reference's two strings, pasted verbatim as the JSON strings it gives.
 REFERENCE_TASK = json.loads(r'''"\nYou are a helpful assistant designed to find the best suited route.\nYou are provided with route description within <routes></routes> XML tags:\n<routes>\n\n{routes}\n\n</routes>\n\n<conversation>\n\n{conversation}\n\n</conversation>\n"''')
@@ -56,8 +56,7 @@ def test_rendered_prompt_is_byte_exact() -> None:
 
 
 def test_request_is_one_user_message_with_greedy_decoding() -> None:
-    query = RouterQuery(routes_json(ROUTES), ["code_generation", "bug_fixing"], CONVERSATION)
-    body = build_request(query, "Arch-Router")
+    body = build_request(PreparedRoutes.of(ROUTES), CONVERSATION, "Arch-Router")
     assert body["model"] == "Arch-Router"
     assert body["messages"] == [{"role": "user", "content": EXPECTED}]
     assert body["temperature"] == 0

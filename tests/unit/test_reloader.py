@@ -6,15 +6,19 @@ from pathlib import Path
 
 from control_plane.policy_loader import load_policy_set
 from control_plane.reloader import Reloader
-from control_plane.snapshot import SnapshotStore
+from control_plane.router_pool import FixedRouterPool
+from control_plane.snapshot import Snapshot, SnapshotStore
 from control_plane.xds_cache import CLUSTER_TYPE, XdsCache
+from tests.support.scripted_router import ScriptedRouter
 from tests.unit.test_policy_loader import GOOD
 
 
 def make(directory: Path) -> tuple[Reloader, SnapshotStore, XdsCache]:
-    snapshots = SnapshotStore(load_policy_set(directory))
+    routers = FixedRouterPool(ScriptedRouter())
+    policies = load_policy_set(directory)
+    snapshots = SnapshotStore(Snapshot(policies, {name: ScriptedRouter() for name in policies.policies}))
     xds = XdsCache()
-    return Reloader(directory, snapshots, xds, drain_s=0, ack_timeout_s=0.05), snapshots, xds
+    return Reloader(directory, snapshots, xds, routers, drain_s=0, ack_timeout_s=0.05), snapshots, xds
 
 
 async def test_deleting_a_policy_removes_it_and_deleting_default_is_refused(tmp_path: Path) -> None:
@@ -23,10 +27,10 @@ async def test_deleting_a_policy_removes_it_and_deleting_default_is_refused(tmp_
     reloader, snapshots, _ = make(tmp_path)
     (tmp_path / "travel.yaml").unlink()
     assert await reloader.reload()
-    assert list(snapshots.current.policies) == ["default"] and snapshots.generation == 2
+    assert list(snapshots.current.policy_set.policies) == ["default"] and snapshots.generation == 2
     (tmp_path / "default.yaml").unlink()
     assert not await reloader.reload()
-    assert "default" in snapshots.current.policies  # the last good default keeps serving
+    assert "default" in snapshots.current.policy_set.policies  # the last good default keeps serving
     assert "no default.yaml" in reloader.status.errors[0]
 
 
@@ -52,6 +56,6 @@ async def test_new_provider_is_published_before_the_processor_switches(tmp_path:
     (tmp_path / "default.yaml").write_text(edited)
     assert await reloader.reload()
     clusters = {c.name for c in xds.snapshot.resources[CLUSTER_TYPE]}
-    used = {m.provider.cluster for p in snapshots.current.policies.values() for m in p.models.values()}
+    used = {m.provider.cluster for p in snapshots.current.policy_set.policies.values() for m in p.models.values()}
     assert used <= clusters  # every cluster the processor can pick, Envoy has been given
     assert any(name.startswith("openai-") for name in clusters)  # the old one stays until drained

