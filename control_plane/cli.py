@@ -29,16 +29,23 @@ from router_model.client import PreparedRoutes, build_request
 from router_model.conversation import select_conversation
 from router_model.kinds import KINDS
 from router_model.serving import ROUTER_MODEL_NAME, RouterServing
-from router_model.standin import STANDIN_MODEL_NAME, ensure_standin_model
+from router_model.standin import QUICKSTART_MODEL_NAMES, STANDIN_MODEL_NAME, ensure_standin_model
 
 
-def _router_serving(spec: str | None, device: str) -> RouterServing | None:
-    if spec is None:
+def _vllm_serving(router: str | None, models: str | None, device: str) -> RouterServing | None:
+    """One vLLM server: the router model (`--with-router`) and/or the stand-in answering as the
+    quickstart's local models (`--with-models standin`)."""
+    if router not in (None, "standin") and models is not None:
+        raise SystemExit("--with-models standin shares one vLLM server with --with-router standin "
+                         "only; serve a real router model separately")
+    if router is not None and router != "standin":
+        return RouterServing(model=router, device=device)
+    names = [ROUTER_MODEL_NAME] if router == "standin" else []
+    names += list(QUICKSTART_MODEL_NAMES) if models == "standin" else []
+    if not names:
         return None
-    if spec == "standin":
-        path = ensure_standin_model()
-        return RouterServing(model=str(path), extra_names=(STANDIN_MODEL_NAME,), device="cpu")
-    return RouterServing(model=spec, device=device)
+    return RouterServing(model=str(ensure_standin_model()), served_name=names[0],
+                         extra_names=(*names[1:], STANDIN_MODEL_NAME), device="cpu")
 
 
 def _run_loop(main: Coroutine[Any, Any, int]) -> int:
@@ -57,7 +64,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         admin=HostPort.parse(args.admin),
         processor=HostPort.parse(args.processor),
         envoy_admin=HostPort.parse(args.envoy_admin),
-        router_serving=_router_serving(args.with_router, args.router_device),
+        router_serving=_vllm_serving(args.with_router, args.with_models, args.router_device),
         run_envoy=not args.no_envoy,
         envoy_bootstrap=Path(args.envoy_bootstrap) if args.envoy_bootstrap else None,
         watch=args.watch,
@@ -174,6 +181,9 @@ def parser() -> argparse.ArgumentParser:
     up.add_argument("--with-router", metavar="MODEL",
                     help="also serve the router model with vLLM: 'standin' (offline, CPU) or a "
                          "model id/path (e.g. katanemo/Arch-Router-1.5B)")
+    up.add_argument("--with-models", choices=["standin"],
+                    help="also serve the offline stand-in LLM with vLLM as the quickstart "
+                         "policy's local models (local-coder, local-debugger, ...)")
     up.add_argument("--router-device", choices=["gpu", "cpu"], default="gpu")
     up.add_argument("--watch", choices=["inotify", "poll", "off"],
                     default=os.environ.get("SWITCHYARD_WATCH", "inotify"),

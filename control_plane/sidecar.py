@@ -155,7 +155,7 @@ async def run(options: SidecarOptions) -> int:
         print(f"Switchyard listening on http://{options.listen}/v1 (admin http://{options.admin})",
               flush=True)
         if options.router_serving is not None:
-            print("Starting the router model with vLLM (a minute or more on CPU)...", flush=True)
+            print("Starting vLLM (a minute or more on CPU)...", flush=True)
         announcer = asyncio.ensure_future(_announce_ready(readiness))
         exited = [asyncio.ensure_future(child.wait()) for child in children]
         stopping = asyncio.ensure_future(stop.wait())

@@ -36,10 +36,28 @@ def anchors_of(route: RouteSpec) -> list[str]:
     return list(dict.fromkeys(t for t in texts if t))
 
 
-def query_texts(conversation: Sequence[Message]) -> list[str]:
-    """The latest user turn, then the user turn before it (if any)."""
+HEAD_WORDS = 24
+_HEAD_END = re.compile(r"[\n:]|[.?!](\s|$)")
+
+
+def instruction_head(text: str) -> str:
+    """The request before its payload: "Summarize this article: <article>" -> "Summarize this
+    article". A long pasted text or stack trace would otherwise outweigh the few words that say
+    what is wanted."""
+    head = _HEAD_END.split(text.strip(), maxsplit=1)[0]
+    return " ".join(head.split()[:HEAD_WORDS])
+
+
+def query_texts(conversation: Sequence[Message]) -> tuple[list[str], str | None]:
+    """What to match: the latest user turn and its instruction head (when it differs), and the
+    user turn before it as context (None if there is none)."""
     users = [m.content for m in conversation if m.role == "user"]
-    return users[-1:] + users[-2:-1] if users else []
+    if not users:
+        return [], None
+    latest = users[-1]
+    head = instruction_head(latest)
+    pieces = [latest, head] if head and head != latest.strip() else [latest]
+    return pieces, users[-2] if len(users) > 1 else None
 
 
 @dataclass(frozen=True)
@@ -79,12 +97,15 @@ class EmbeddingRouter:
 
     def scores(self, conversation: Sequence[Message]) -> Scores | None:
         """Blocking: encode and compare. None when there is no user text to go on."""
-        texts = query_texts(conversation)
-        if not texts or not self.names:
+        pieces, context = query_texts(conversation)
+        if not pieces or not self.names:
             return None
-        vectors = self.encoder.encode(texts, cache=False)
-        query = vectors[0] + CONTEXT_WEIGHT * vectors[1:].sum(axis=0)
-        similarities = self.anchors @ (query / np.linalg.norm(query))
+        vectors = self.encoder.encode([*pieces, *([context] if context else [])], cache=False)
+        queries = vectors[: len(pieces)]
+        if context:
+            queries = queries + CONTEXT_WEIGHT * vectors[-1]
+        queries /= np.linalg.norm(queries, axis=1, keepdims=True)
+        similarities = (queries @ self.anchors.T).max(axis=0)  # best piece per anchor
         per_route = np.full(len(self.names), -1.0, dtype=np.float32)
         np.maximum.at(per_route, self.owners, similarities)
         order = np.argsort(-per_route)

@@ -153,3 +153,7 @@ class Encoder:
         norms = np.linalg.norm(pooled, axis=1, keepdims=True)
         result: Vectors = (pooled / np.maximum(norms, 1e-12)).astype(np.float32)
         return result
+
+
+if __name__ == "__main__":
+    print(ensure_onnx_model())

@@ -12,6 +12,10 @@ import os
 from pathlib import Path
 
 STANDIN_MODEL_NAME = "SmolLM2-135M-Instruct"
+# The names the quickstart policy (policies/default.yaml) gives its local models: one per route,
+# so each answer's `model` shows which route it took. `switchyard up --with-models standin`
+# serves the stand-in under all of them.
+QUICKSTART_MODEL_NAMES = ("local-coder", "local-debugger", "local-writer", "local-assistant")
 _GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
