@@ -48,7 +48,7 @@ def parse_answer(text: str, route_names: Collection[str]) -> ParsedAnswer:
         return ParsedAnswer(None, "unparseable")
     name = name.strip()
     if not name or name == NO_ROUTE:
-        return ParsedAnswer(None, "other")
+        return ParsedAnswer(None, NO_ROUTE)
     if name not in route_names:
         return ParsedAnswer(None, "unknown_route")
     return ParsedAnswer(name, "matched")
