@@ -7,13 +7,16 @@ The last test kills the vLLM router, so it stays last in this module.
 from __future__ import annotations
 
 import json
+import re
 import time
+from pathlib import Path
 
 import httpx
 import openai
 import pytest
 
-from tests.e2e.conftest import ALPHA_KEY, BETA_KEY, Provider, Sidecar
+from tests.e2e.conftest import ALPHA_KEY, BETA_KEY, Provider, Sidecar, start_sidecar
+from tests.support.processes import ROOT, Process
 
 CLIENT_KEY = "sk-client-must-not-leak"
 SCRIPTED = {"x-switchyard-policy": "scripted"}
@@ -163,6 +166,35 @@ def test_secrets_never_in_responses_or_logs(switchyard: Sidecar) -> None:
     for secret in (ALPHA_KEY, BETA_KEY, CLIENT_KEY):
         assert secret not in policies and secret not in metrics and secret not in logs
     assert 'switchyard_decisions_total{decision="explicit",model="alpha-chat"' in metrics
+
+
+def readme_examples() -> list[tuple[str, str, str]]:
+    """The quickstart table in README.md: | prompt | route | model |."""
+    section = (ROOT / "README.md").read_text().split("<!-- quickstart-routes -->")[1]
+    rows = re.findall(r"^\| (.+?) \| `(\w+)` \| `([\w-]+)` \|$", section, re.MULTILINE)
+    assert len(rows) >= 4, "README quickstart table not found"
+    return [(prompt.replace("\\|", "|"), route, model) for prompt, route, model in rows]
+
+
+def test_readme_quickstart_prompts_route_as_the_readme_says(
+        logs: Path, tmp_path_factory: pytest.TempPathFactory, vllm_router: Process) -> None:
+    """The shipped default policy, as `switchyard up --with-models standin` runs it (vLLM serving
+    the stand-in under the quickstart's model names, here on the test's port)."""
+    policies = tmp_path_factory.mktemp("quickstart-policies")
+    shipped = (ROOT / "policies" / "default.yaml").read_text()
+    assert "127.0.0.1:8000" in shipped
+    (policies / "default.yaml").write_text(shipped.replace("127.0.0.1:8000", f"127.0.0.1:{vllm_router.port}"))  # type: ignore[attr-defined]
+    sidecar = start_sidecar("switchyard-quickstart", policies, logs)
+    try:
+        for prompt, route, model in readme_examples():
+            raw = httpx.post(f"{sidecar.base_url}/chat/completions", timeout=120, json={
+                "model": "auto", "max_tokens": 8, "messages": [{"role": "user", "content": prompt}]})
+            assert raw.status_code == 200, raw.text
+            assert (raw.headers["x-switchyard-route"], raw.headers["x-switchyard-model"]) == (route, model), prompt
+            # vLLM answers 404 for a name it does not serve: a 200 means this route's own model
+            # entry (`local-<model>`) reached it.
+    finally:
+        sidecar.process.stop()
 
 
 def test_zz_router_killed_falls_back_and_still_answers(switchyard: Sidecar, vllm_router, alpha: Provider) -> None:

@@ -1,20 +1,19 @@
 """Routing that works offline, end to end: the `openai` client -> Envoy -> processor with the
 in-process embedding tier (real MiniLM) -> local providers; a live edit adding a route; a hybrid
-policy whose Arch-Router dies; and the README quickstart's prompts on the shipped default policy."""
+policy whose Arch-Router dies. (The README quickstart's test is in test_data_path.py: it needs
+the vLLM server that module's last test kills.)"""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import openai
 import pytest
 
 from tests.e2e.conftest import Provider, Sidecar, start_provider, start_sidecar
 from tests.support.live_policy import write_rename_over
-from tests.support.processes import ROOT, Process, http_json, wait_until
+from tests.support.processes import http_json, wait_until
 
 EMBEDDING_POLICY = """\
 version: 1
@@ -125,32 +124,3 @@ def test_hybrid_moves_to_the_embedding_tier_when_arch_router_dies(
     finally:
         sidecar.process.stop()
         arch.process.stop()
-
-
-def readme_examples() -> list[tuple[str, str, str]]:
-    """The quickstart table in README.md: | prompt | route | model |."""
-    section = (ROOT / "README.md").read_text().split("<!-- quickstart-routes -->")[1]
-    rows = re.findall(r"^\| (.+?) \| `(\w+)` \| `([\w-]+)` \|$", section, re.MULTILINE)
-    assert len(rows) >= 4, "README quickstart table not found"
-    return [(prompt.replace("\\|", "|"), route, model) for prompt, route, model in rows]
-
-
-def test_readme_quickstart_prompts_route_as_the_readme_says(
-        logs: Path, tmp_path_factory: pytest.TempPathFactory, vllm_router: Process) -> None:
-    """The shipped default policy, as `switchyard up --with-models standin` runs it (vLLM serving
-    the stand-in under the quickstart's model names, here on the test's port)."""
-    policies = tmp_path_factory.mktemp("quickstart-policies")
-    shipped = (ROOT / "policies" / "default.yaml").read_text()
-    assert "127.0.0.1:8000" in shipped
-    (policies / "default.yaml").write_text(shipped.replace("127.0.0.1:8000", f"127.0.0.1:{vllm_router.port}"))  # type: ignore[attr-defined]
-    sidecar = start_sidecar("switchyard-quickstart", policies, logs)
-    try:
-        for prompt, route, model in readme_examples():
-            raw = httpx.post(f"{sidecar.base_url}/chat/completions", timeout=120, json={
-                "model": "auto", "max_tokens": 8, "messages": [{"role": "user", "content": prompt}]})
-            assert raw.status_code == 200, raw.text
-            assert (raw.headers["x-switchyard-route"], raw.headers["x-switchyard-model"]) == (route, model), prompt
-            # vLLM answers 404 for a name it does not serve: a 200 means this route's own model
-            # entry (`local-<model>`) reached it.
-    finally:
-        sidecar.process.stop()

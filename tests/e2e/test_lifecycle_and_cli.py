@@ -71,7 +71,7 @@ def test_check_reports_file_and_line(tmp_path: Path) -> None:
     ok = switchyard("check", str(ROOT / "policies"))
     assert ok.returncode == 0 and "default.yaml: ok" in ok.stdout
     broken = tmp_path / "broken.yaml"
-    broken.write_text((ROOT / "policies" / "default.yaml").read_text().replace("default_model: small", "default_model: huge"))
+    broken.write_text((ROOT / "policies" / "default.yaml").read_text().replace("default_model: assistant", "default_model: huge"))
     result = switchyard("check", str(broken))
     assert result.returncode == 1
     assert f"{broken}:" in result.stderr and "default_model: unknown model 'huge'" in result.stderr
