@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import asdict
 
 from aiohttp import web
 
 from control_plane import metrics
+from control_plane.circuits import Circuits
 from control_plane.reloader import ReloadStatus
 from control_plane.snapshot import SnapshotStore
 
@@ -14,7 +16,8 @@ ReadyCheck = Callable[[], Awaitable[bool]]
 
 
 def admin_app(
-    snapshots: SnapshotStore, ready: ReadyCheck, reload_status: Callable[[], ReloadStatus]
+    snapshots: SnapshotStore, ready: ReadyCheck, reload_status: Callable[[], ReloadStatus],
+    circuits: Circuits,
 ) -> web.Application:
     async def healthz(_: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
@@ -42,7 +45,11 @@ def admin_app(
                                "model": p.router.model, "timeout_ms": p.router.timeout_ms},
                     "routes": {r.name: r.model.name for r in p.routes},
                     "models": {m.name: {"provider": m.provider.name, "cluster": m.provider.cluster,
-                                        "upstream_model": m.upstream_model}
+                                        "upstream_model": m.upstream_model,
+                                        "fallbacks": list(m.fallbacks), "chain": list(m.chain),
+                                        "context_window_fallbacks": list(m.context_window_fallbacks),
+                                        "failover": asdict(m.failover),
+                                        "circuit": circuits.describe(m)}
                                for m in p.models.values()},
                     "default_model": p.default_model.name,
                 }

@@ -64,6 +64,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         admin=HostPort.parse(args.admin),
         processor=HostPort.parse(args.processor),
         envoy_admin=HostPort.parse(args.envoy_admin),
+        failover=HostPort.parse(args.failover),
         router_serving=_vllm_serving(args.with_router, args.with_models, args.router_device),
         run_envoy=not args.no_envoy,
         envoy_bootstrap=Path(args.envoy_bootstrap) if args.envoy_bootstrap else None,
@@ -178,6 +179,8 @@ def parser() -> argparse.ArgumentParser:
     up.add_argument("--admin", default="127.0.0.1:9090")
     up.add_argument("--processor", default="127.0.0.1:50051", help="ext_proc gRPC address")
     up.add_argument("--envoy-admin", default="127.0.0.1:9901")
+    up.add_argument("--failover", default="127.0.0.1:50052",
+                    help="the guarded path's HTTP address (fallbacks, retries, stream checks)")
     up.add_argument("--with-router", metavar="MODEL",
                     help="also serve the router model with vLLM: 'standin' (offline, CPU) or a "
                          "model id/path (e.g. katanemo/Arch-Router-1.5B)")

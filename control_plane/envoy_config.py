@@ -25,7 +25,14 @@ from envoy_data_plane.envoy.config.route.v3 import RouteConfiguration
 
 # Registers the TLS context type so typed_config Any fields resolve.
 import envoy_data_plane.envoy.extensions.transport_sockets.tls.v3  # noqa: F401
-from control_plane.headers import CLUSTER_HEADER, DECISION_HEADERS, METADATA_NAMESPACE
+from control_plane.headers import (
+    ATTEMPTS_HEADER,
+    CLUSTER_HEADER,
+    DECISION_HEADERS,
+    FAILOVER_CLUSTER,
+    METADATA_NAMESPACE,
+    MODEL_HEADER,
+)
 from control_plane.limits import MAX_BODY_BYTES, TOO_LARGE_MESSAGE
 from control_plane.openai_errors import error_body
 from control_plane.policy import Provider
@@ -46,6 +53,8 @@ class EnvoyPorts:
     admin_port: int = 9901
     processor_address: str = "127.0.0.1"
     processor_port: int = 50051
+    failover_address: str = "127.0.0.1"
+    failover_port: int = 50052
 
 
 def envoy_binary() -> str:
@@ -103,7 +112,29 @@ def _authority(provider: Provider) -> str:
     return provider.host if provider.port == default_port else f"{provider.host}:{provider.port}"
 
 
+# The direct path's retry: one more try after a 5xx, a connect failure or a reset before headers
+# (Envoy's "5xx" covers all three). 429s go to the app, whose SDK honours Retry-After itself.
+DIRECT_RETRY_POLICY = {"retry_on": "5xx", "num_retries": 1}
+
+
+def _decision_headers(*from_upstream: str) -> dict[str, Any]:
+    """The decision, as the processor recorded it in dynamic metadata, on every response. Envoy
+    removes before it adds, so an upstream cannot forge these headers; only the guarded path (ours)
+    may set the ones named in `from_upstream`."""
+    return {
+        "response_headers_to_remove": [
+            h for h in (*DECISION_HEADERS, ATTEMPTS_HEADER) if h not in from_upstream
+        ],
+        "response_headers_to_add": [
+            {"header": {"key": header, "value": f"%DYNAMIC_METADATA({METADATA_NAMESPACE}:{field})%"},
+             "append_action": "OVERWRITE_IF_EXISTS_OR_ADD"}
+            for header, field in DECISION_HEADERS.items() if header not in from_upstream
+        ],
+    }
+
+
 def provider_route(provider: Provider) -> dict[str, Any]:
+    """The direct path: Envoy forwards to the provider the processor chose."""
     header = {"name": CLUSTER_HEADER, "string_match": {"exact": provider.cluster}}
     return {
         "name": provider.cluster,
@@ -113,9 +144,25 @@ def provider_route(provider: Provider) -> dict[str, Any]:
             "prefix_rewrite": provider.path_prefix + "/",
             "host_rewrite_literal": _authority(provider),
             "timeout": f"{provider.request_timeout_s}s",
+            "retry_policy": DIRECT_RETRY_POLICY,
         },
         # The internal header never leaves Switchyard.
         "request_headers_to_remove": [CLUSTER_HEADER],
+        **_decision_headers(),
+    }
+
+
+def failover_route() -> dict[str, Any]:
+    """The guarded path: Envoy hands the request to control_plane/failover.py, which bounds every
+    attempt itself (no route timeout: a healthy stream may last as long as it needs)."""
+    header = {"name": CLUSTER_HEADER, "string_match": {"exact": FAILOVER_CLUSTER}}
+    return {
+        "name": FAILOVER_CLUSTER,
+        "match": {"prefix": "/v1/", "headers": [header]},
+        "route": {"cluster": FAILOVER_CLUSTER, "timeout": "0s"},
+        "request_headers_to_remove": [CLUSTER_HEADER],
+        # The model that answered, and the attempts, come from the guarded path.
+        **_decision_headers(MODEL_HEADER, ATTEMPTS_HEADER),
     }
 
 
@@ -137,15 +184,8 @@ def route_configuration(providers: list[Provider]) -> dict[str, Any]:
         "virtual_hosts": [{
             "name": ROUTE_CONFIG_NAME,
             "domains": ["*"],
-            "routes": [provider_route(p) for p in providers] + [_unknown_path_route()],
-            # The decision, as the processor recorded it in dynamic metadata, on every response.
-            # Envoy removes before it adds: an upstream cannot forge any of these headers.
-            "response_headers_to_remove": list(DECISION_HEADERS),
-            "response_headers_to_add": [
-                {"header": {"key": header, "value": f"%DYNAMIC_METADATA({METADATA_NAMESPACE}:{field})%"},
-                 "append_action": "OVERWRITE_IF_EXISTS_OR_ADD"}
-                for header, field in DECISION_HEADERS.items()
-            ],
+            "routes": [provider_route(p) for p in providers]
+                      + [failover_route(), _unknown_path_route()],
         }],
     }
 
@@ -165,6 +205,8 @@ def render_bootstrap(ports: EnvoyPorts) -> dict[str, Any]:
         admin_port=ports.admin_port,
         processor_address=ports.processor_address,
         processor_port=ports.processor_port,
+        failover_address=ports.failover_address,
+        failover_port=ports.failover_port,
         max_body_bytes=MAX_BODY_BYTES,
         too_large_message=TOO_LARGE_MESSAGE,
         metadata_namespace=METADATA_NAMESPACE,

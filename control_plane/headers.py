@@ -2,8 +2,18 @@
 
 from __future__ import annotations
 
+from urllib.parse import quote, unquote
+
 CLUSTER_HEADER = "x-switchyard-cluster"  # internal: set only by the processor, routes in Envoy
+# Its value for the guarded path (control_plane/failover.py; a static cluster in the bootstrap).
+FAILOVER_CLUSTER = "switchyard_failover"
+# Client credentials never reach a provider: Switchyard injects the provider's own key.
+CLIENT_CREDENTIAL_HEADERS = ("authorization", "x-api-key", "api-key")
 POLICY_HEADER = "x-switchyard-policy"  # request: which policy; response: which policy applied
+MODEL_HEADER = "x-switchyard-model"  # response: the configured model that answered
+ATTEMPTS_HEADER = "x-switchyard-attempts"  # response (guarded path): model:result,... in order
+# Internal, processor -> guarded path: "<policy> <model>" (URL-quoted) the request is for.
+PLAN_HEADER = "x-switchyard-plan"
 
 # Envoy dynamic-metadata namespace the processor writes the decision into.
 METADATA_NAMESPACE = "switchyard"
@@ -12,7 +22,17 @@ METADATA_NAMESPACE = "switchyard"
 DECISION_HEADERS = {
     POLICY_HEADER: "policy",
     "x-switchyard-route": "route",
-    "x-switchyard-model": "model",
+    MODEL_HEADER: "model",
     "x-switchyard-decision": "decision",
     "x-switchyard-router-ms": "router_ms",
 }
+
+
+def plan_value(policy: str, model: str) -> str:
+    """PLAN_HEADER's value."""
+    return f"{quote(policy, safe='')} {quote(model, safe='')}"
+
+
+def parse_plan(value: str) -> tuple[str, str]:
+    policy, _, model = value.partition(" ")
+    return unquote(policy), unquote(model)

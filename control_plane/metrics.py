@@ -44,3 +44,23 @@ def record(decision: Decision) -> None:
 
 def exposition() -> bytes:
     return generate_latest(REGISTRY)
+
+# The guarded path (control_plane/failover.py).
+ATTEMPTS = Counter(
+    "switchyard_attempts",
+    "Provider attempts on the guarded path, by policy, model and result (status or error).",
+    ["policy", "model", "result"],
+    registry=REGISTRY,
+)
+STREAM_ERRORS = Counter(
+    "switchyard_stream_errors",
+    "Streams that broke after the app got the first event (stall, cut, malformed, no [DONE]).",
+    ["model"],
+    registry=REGISTRY,
+)
+CIRCUIT_OPEN = Gauge(
+    "switchyard_circuit_open",
+    "1 while a model's circuit is open or half-open (skipped, or waiting for a probe), else 0.",
+    ["provider", "upstream_model"],
+    registry=REGISTRY,
+)

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+from control_plane.failover_rules import DEFAULT_RULES, FailoverRules
 from router_model.kinds import RouterConfig
 from router_model.router import RouteSpec
 
@@ -55,6 +56,17 @@ class Model:
     name: str
     provider: Provider
     upstream_model: str
+    fallbacks: tuple[str, ...] = ()  # as written in the policy
+    # Every model tried after this one when it fails, in order: its fallbacks, each followed by
+    # its own chain (cycles are rejected when the policy loads), without repeats.
+    chain: tuple[str, ...] = ()
+    context_window_fallbacks: tuple[str, ...] = ()
+    failover: FailoverRules = DEFAULT_RULES
+
+    @property
+    def has_fallbacks(self) -> bool:
+        """Requests for this model take the guarded path, which can try another model."""
+        return bool(self.chain or self.context_window_fallbacks)
 
 
 @dataclass(frozen=True)

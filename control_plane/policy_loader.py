@@ -16,6 +16,7 @@ import yaml
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
+from control_plane.failover_rules import DEFAULT_RULES
 from control_plane.policy import (
     DEFAULT_POLICY,
     Model,
@@ -138,6 +139,7 @@ def _reference_problems(spec: PolicySpec, nodes: _Nodes, file: str) -> list[Prob
         if route.model not in spec.models:
             message = f"routes[{index}].model: unknown model '{route.model}'"
             problems.append(Problem(file, nodes.line(("routes", index, "model")), message))
+    problems += _fallback_problems(spec, nodes, file)
     if spec.default_model not in spec.models:
         message = f"default_model: unknown model '{spec.default_model}'"
         problems.append(Problem(file, nodes.line(("default_model",)), message))
@@ -153,6 +155,61 @@ def _reference_problems(spec: PolicySpec, nodes: _Nodes, file: str) -> list[Prob
     return problems
 
 
+def _fallback_problems(spec: PolicySpec, nodes: _Nodes, file: str) -> list[Problem]:
+    """Unknown names, a model naming itself, and cycles through `fallbacks`."""
+    problems = []
+    for name, model in spec.models.items():
+        for key in ("fallbacks", "context_window_fallbacks"):
+            for index, target in enumerate(getattr(model, key)):
+                where = f"models.{name}.{key}[{index}]"
+                if target not in spec.models:
+                    message = f"{where}: unknown model '{target}' (known: {', '.join(spec.models)})"
+                elif target == name:
+                    message = f"{where}: a model cannot fall back to itself"
+                else:
+                    continue
+                problems.append(Problem(file, nodes.line(("models", name, key, index)), message))
+    cycle = _fallback_cycle({n: [f for f in m.fallbacks if f in spec.models and f != n]
+                             for n, m in spec.models.items()})
+    if cycle:
+        message = f"models.{cycle[0]}.fallbacks: fallback cycle {' -> '.join(cycle)}"
+        problems.append(Problem(file, nodes.line(("models", cycle[0], "fallbacks")), message))
+    return problems
+
+
+def _fallback_cycle(graph: dict[str, list[str]]) -> list[str] | None:
+    """The first cycle found (as a closed path, e.g. [a, b, a]), or None."""
+    done: set[str] = set()
+
+    def visit(node: str, path: list[str]) -> list[str] | None:
+        if node in path:
+            return path[path.index(node):] + [node]
+        if node in done:
+            return None
+        for target in graph[node]:
+            found = visit(target, [*path, node])
+            if found:
+                return found
+        done.add(node)
+        return None
+
+    for start in graph:
+        found = visit(start, [])
+        if found:
+            return found
+    return None
+
+
+def _chain(name: str, graph: dict[str, list[str]]) -> tuple[str, ...]:
+    """Depth-first order of everything `name` falls back to (the graph has no cycles)."""
+    order: list[str] = []
+    for target in graph[name]:
+        for model in (target, *_chain(target, graph)):
+            if model != name and model not in order:
+                order.append(model)
+    return tuple(order)
+
+
 def _compile(spec: PolicySpec, name: str, file: str, digest: str) -> Policy:
     providers = {
         key: Provider(
@@ -164,8 +221,18 @@ def _compile(spec: PolicySpec, name: str, file: str, digest: str) -> Policy:
         )
         for key, p in spec.providers.items()
     }
+    graph = {key: list(m.fallbacks) for key, m in spec.models.items()}
+    policy_rules = DEFAULT_RULES.merged(spec.failover.model_dump())
     models = {
-        key: Model(key, providers[m.provider], m.upstream_model or key)
+        key: Model(
+            key,
+            providers[m.provider],
+            m.upstream_model or key,
+            fallbacks=tuple(m.fallbacks),
+            chain=_chain(key, graph),
+            context_window_fallbacks=tuple(m.context_window_fallbacks),
+            failover=policy_rules.merged(m.failover.model_dump()),
+        )
         for key, m in spec.models.items()
     }
     r = spec.router

@@ -54,9 +54,37 @@ class ProviderSpec(_Strict):
     request_timeout_s: Annotated[int, Field(gt=0, le=86_400)] = 600
 
 
+Seconds = Annotated[float, Field(gt=0, le=86_400)]
+Count = Annotated[int, Field(ge=0, le=20)]
+
+
+class FailoverSpec(_Strict):
+    """Retry rules and time limits (control_plane/failover_rules.py); unset keys inherit: model
+    <- policy `failover:` <- built-in defaults."""
+
+
+    max_attempts: Annotated[int, Field(ge=1, le=20)] | None = None
+    budget_s: Seconds | None = None
+    connect_retries: Count | None = None
+    server_error_retries: Count | None = None
+    rate_limit_retries: Count | None = None
+    backoff_s: Seconds | None = None
+    max_wait_s: Annotated[float, Field(ge=0, le=86_400)] | None = None
+    first_token_s: Seconds | None = None
+    response_s: Seconds | None = None
+    stall_s: Seconds | None = None
+    circuit_failures: Annotated[int, Field(ge=1, le=1000)] | None = None
+    circuit_cooldown_s: Seconds | None = None
+
+
 class ModelSpec(_Strict):
     provider: Name
     upstream_model: Annotated[str, StringConstraints(min_length=1)] | None = None
+    # Tried in order when this model fails (each with its own fallbacks after it).
+    fallbacks: Annotated[list[Name], Field(max_length=20)] = []
+    # Tried only when this model answers "context length exceeded".
+    context_window_fallbacks: Annotated[list[Name], Field(max_length=20)] = []
+    failover: FailoverSpec = FailoverSpec()
 
 
 class RouteSpecWire(_Strict):
@@ -77,3 +105,4 @@ class PolicySpec(_Strict):
     models: Annotated[dict[Name, ModelSpec], Field(min_length=1)]
     routes: list[RouteSpecWire] = []
     default_model: Name
+    failover: FailoverSpec = FailoverSpec()

@@ -16,7 +16,14 @@ import structlog
 from control_plane import metrics
 from control_plane.chat_request import parse_chat_request, with_model
 from control_plane.decision import NO_ROUTE, PASSTHROUGH, Decision
-from control_plane.headers import CLUSTER_HEADER, POLICY_HEADER
+from control_plane.headers import (
+    CLIENT_CREDENTIAL_HEADERS,
+    CLUSTER_HEADER,
+    FAILOVER_CLUSTER,
+    PLAN_HEADER,
+    POLICY_HEADER,
+    plan_value,
+)
 from control_plane.limits import MAX_BODY_BYTES, body_too_large
 from control_plane.model_choice import choose_model
 from control_plane.openai_errors import RequestError
@@ -27,8 +34,6 @@ log = structlog.get_logger("switchyard.processor")
 
 CHAT_PATH = "/v1/chat/completions"
 MODELS_PATH = "/v1/models"
-# Client credentials never reach a provider: Switchyard injects the provider's own key.
-CLIENT_CREDENTIAL_HEADERS = ("authorization", "x-api-key", "api-key")
 
 
 @dataclass(frozen=True)
@@ -64,15 +69,25 @@ def _declared_length(headers: Mapping[str, str]) -> int:
     return int(value) if value.isdigit() else 0
 
 
-def _upstream_headers(model: Model, client_headers: Mapping[str, str]) -> tuple[
-    tuple[tuple[str, str], ...], tuple[str, ...]
-]:
-    """Headers to set and remove so the request reaches `model`'s provider as Switchyard."""
+def _direct_headers(model: Model) -> list[tuple[str, str]]:
+    """Envoy sends the request straight to `model`'s provider, with the provider's key."""
     provider = model.provider
     set_headers = [(CLUSTER_HEADER, provider.cluster)]
     key = os.environ.get(provider.api_key_env) if provider.api_key_env else None
     if key:
         set_headers.append(("authorization", f"Bearer {key}"))
+    return set_headers
+
+
+def _guarded_headers(policy: Policy, model: Model) -> list[tuple[str, str]]:
+    """Envoy sends the request to the guarded path, which sets model and key per attempt."""
+    return [(CLUSTER_HEADER, FAILOVER_CLUSTER), (PLAN_HEADER, plan_value(policy.name, model.name))]
+
+
+def _upstream_headers(set_headers: list[tuple[str, str]], client_headers: Mapping[str, str]) -> tuple[
+    tuple[tuple[str, str], ...], tuple[str, ...]
+]:
+    """`set_headers`, and the client headers to remove: internal ones and its credentials."""
     owned = {name for name, _ in set_headers}
     remove = [h for h in client_headers if h.startswith("x-switchyard-") and h not in owned]
     remove += [h for h in CLIENT_CREDENTIAL_HEADERS if h in client_headers and h not in owned]
@@ -127,10 +142,18 @@ class RequestProcessor:
             )
         except RequestError as error:
             return _reply(error, [(POLICY_HEADER, policy.name)])
-        return self._forward_to(model, decision, with_model(request, model.upstream_model))
+        if model.has_fallbacks or request.body.get("stream") is True:
+            # The guarded path rewrites `model` per attempt: the body goes on untouched.
+            return self._forward(_guarded_headers(policy, model), decision)
+        body = with_model(request, model.upstream_model)
+        return self._forward(_direct_headers(model), decision, body)
 
-    def _forward_to(self, model: Model, decision: Decision, body: bytes | None = None) -> Forward:
-        set_headers, remove = _upstream_headers(model, self.headers)
+    def _forward_to(self, model: Model, decision: Decision) -> Forward:
+        return self._forward(_direct_headers(model), decision)
+
+    def _forward(self, headers: list[tuple[str, str]], decision: Decision,
+                 body: bytes | None = None) -> Forward:
+        set_headers, remove = _upstream_headers(headers, self.headers)
         if body is not None:
             set_headers += (("content-length", str(len(body))),)
         metrics.record(decision)

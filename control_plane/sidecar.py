@@ -16,9 +16,11 @@ from aiohttp import web
 from grpclib.server import Server
 
 from control_plane.admin import admin_app
+from control_plane.circuits import Circuits
 from control_plane.children import Child
 from control_plane.envoy_config import EnvoyPorts, envoy_binary, write_bootstrap
 from control_plane.extproc_service import ExtProcService
+from control_plane.failover import Failover
 from control_plane.grpc_codec import RawOrProtoCodec
 from control_plane.policy_loader import load_policy_set
 from control_plane.reloader import Reloader
@@ -55,6 +57,7 @@ class SidecarOptions:
     admin: HostPort
     processor: HostPort
     envoy_admin: HostPort
+    failover: HostPort = HostPort("127.0.0.1", 50052)  # the guarded path's HTTP server
     router_serving: RouterServing | None = None  # also run vLLM with this model
     envoy_binary: str = field(default_factory=envoy_binary)
     run_envoy: bool = True  # False: Envoy runs elsewhere (its own container) from envoy_bootstrap
@@ -100,6 +103,8 @@ def _children(options: SidecarOptions, workdir: Path) -> list[Child]:
         admin_port=options.envoy_admin.port,
         processor_address=options.processor.host,
         processor_port=options.processor.port,
+        failover_address=options.failover.host,
+        failover_port=options.failover.port,
     )
     bootstrap = write_bootstrap(ports, options.envoy_bootstrap or workdir / "envoy.yaml")
     children = []
@@ -125,12 +130,17 @@ async def run(options: SidecarOptions) -> int:
     # One gRPC server for Envoy: ext_proc (per request) and ADS (clusters and routes).
     server = Server([ExtProcService(snapshots), AdsServer(xds)], codec=RawOrProtoCodec())
     await server.start(options.processor.host, options.processor.port)
+    circuits = Circuits()
+    failover = Failover(snapshots, circuits)
+    failover_runner = web.AppRunner(failover.app(), access_log=None, handler_cancellation=True)
+    await failover_runner.setup()
+    await web.TCPSite(failover_runner, options.failover.host, options.failover.port).start()
     watcher = PolicyWatcher(options.policies, reloader.reload, polling=options.watch == "poll")
     if options.watch != "off":
         watcher.start()
 
     readiness = _readiness_urls(options)
-    admin = admin_app(snapshots, lambda: _all_ready(readiness), lambda: reloader.status)
+    admin = admin_app(snapshots, lambda: _all_ready(readiness), lambda: reloader.status, circuits)
     admin_runner = web.AppRunner(admin)
     await admin_runner.setup()
     await web.TCPSite(admin_runner, options.admin.host, options.admin.port).start()
@@ -173,6 +183,8 @@ async def run(options: SidecarOptions) -> int:
             await child.stop()
         server.close()
         await server.wait_closed()
+        await failover_runner.cleanup()
+        await failover.close()
         await admin_runner.cleanup()
         await routers.close()
         shutil.rmtree(workdir, ignore_errors=True)

@@ -120,7 +120,9 @@ def _ports(host_port: str) -> tuple[str, int]:
 def compose_ports(compose: dict[str, Any]) -> EnvoyPorts:
     args = up_options(compose)
     (listen_host, listen_port), (proc_host, proc_port) = _ports(args.listen), _ports(args.processor)
-    return EnvoyPorts(listen_host, listen_port, _ports(args.envoy_admin)[1], proc_host, proc_port)
+    failover_host, failover_port = _ports(args.failover)
+    return EnvoyPorts(listen_host, listen_port, _ports(args.envoy_admin)[1], proc_host, proc_port,
+                      failover_host, failover_port)
 
 
 def test_envoy_reads_the_bootstrap_switchyard_renders(compose: dict[str, Any], tmp_path: Path) -> None:

@@ -76,7 +76,7 @@ def test_xds_resources_are_envoy_messages_for_every_provider() -> None:
     resources = xds_resources(providers)
     assert [c.name for c in resources[CLUSTER_TYPE]] == [p.cluster for p in providers]
     [routes] = resources[ROUTE_TYPE]
-    assert routes.name == "providers" and len(routes.virtual_hosts[0].routes) == len(providers) + 1
+    assert routes.name == "providers" and len(routes.virtual_hosts[0].routes) == len(providers) + 2  # + guarded path, unknown path
 
 
 def test_ext_proc_is_fail_closed_and_never_buffers_responses() -> None:

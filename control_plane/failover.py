@@ -1,0 +1,359 @@
+"""The guarded path: chat requests whose model has fallbacks, and every stream, are sent by Envoy
+here (an HTTP server in the processor process) instead of straight to a provider.
+
+Envoy cannot give each attempt its own body `model` and key, choose the next model by *why* the
+last one failed, wait for a first SSE event before committing the app to an answer, or read an
+SSE stream to tell a finished answer from a truncated one. This module does exactly that, with
+the rules of control_plane/failover_rules.py and the circuits of control_plane/circuits.py.
+Requests with nothing to fall back to and no stream stay on Envoy's direct path (faster).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import ssl
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import aiohttp
+import structlog
+from aiohttp import web
+from multidict import CIMultiDict
+
+from control_plane import metrics
+from control_plane.circuits import Circuits
+from control_plane.failover_rules import (
+    CIRCUIT_OPEN,
+    CONNECT_ERROR,
+    MALFORMED,
+    RESET,
+    TIMEOUT,
+    FailoverRules,
+    Outcome,
+    Step,
+    next_step,
+)
+from control_plane.headers import (
+    ATTEMPTS_HEADER,
+    CLIENT_CREDENTIAL_HEADERS,
+    MODEL_HEADER,
+    PLAN_HEADER,
+    parse_plan,
+)
+from control_plane.openai_errors import error_body
+from control_plane.policy import Model, Policy, Provider
+from control_plane.snapshot import SnapshotStore
+from control_plane.sse_guard import MalformedStream, SseGuard, error_event
+
+log = structlog.get_logger("switchyard.failover")
+
+MAX_ERROR_BODY = 1024 * 1024  # a provider's error body is read whole to classify it
+# Not forwarded to the provider: hop-by-hop, recomputed, or the app's own credentials.
+_DROP_REQUEST = {"host", "content-length", "transfer-encoding", "connection", "keep-alive", "te",
+                 "upgrade", "accept-encoding", "expect", *CLIENT_CREDENTIAL_HEADERS}
+# Not passed back to the app: recomputed by aiohttp (bodies are decompressed on the way).
+_DROP_RESPONSE = {"content-length", "transfer-encoding", "connection", "keep-alive",
+                  "content-encoding"}
+
+
+@dataclass
+class Attempts:
+    """The attempt log of one request: `x-switchyard-attempts` and the outcome log line."""
+
+    entries: list[str] = field(default_factory=list)
+    asked: set[str] = field(default_factory=set)  # models that received the request
+    sent: int = 0  # attempts that reached out to a provider (circuit skips are not)
+
+    def add(self, model: str, label: str) -> None:
+        self.entries.append(f"{model}:{label}")
+        self.sent += label != CIRCUIT_OPEN
+
+    def header(self) -> str:
+        return ",".join(self.entries)
+
+
+@dataclass
+class Started:
+    """A successful attempt the app is about to get: the provider's response, and for a stream the
+    first checked events (nothing was sent to the app before these existed)."""
+
+    model: Model
+    response: aiohttp.ClientResponse
+    first: bytes = b""
+    guard: SseGuard | None = None
+
+
+class ProviderSessions:
+    """One pooled HTTP client per provider cluster (TLS settings differ per provider)."""
+
+    def __init__(self) -> None:
+        self._sessions: dict[str, aiohttp.ClientSession] = {}
+
+    def get(self, provider: Provider) -> aiohttp.ClientSession:
+        session = self._sessions.get(provider.cluster)
+        if session is None or session.closed:
+            context: ssl.SSLContext | bool = False
+            if provider.tls:
+                context = ssl.create_default_context(cafile=provider.ca_file)
+            connector = aiohttp.TCPConnector(ssl=context, limit=0, ttl_dns_cache=60)
+            session = aiohttp.ClientSession(
+                connector=connector, timeout=aiohttp.ClientTimeout(total=None), auto_decompress=True
+            )
+            self._sessions[provider.cluster] = session
+        return session
+
+    async def close(self) -> None:
+        for session in self._sessions.values():
+            await session.close()
+        self._sessions.clear()
+
+
+def _json_error(status: int, message: str, code: str, attempts: Attempts, model: str) -> web.Response:
+    return web.Response(status=status, body=error_body(status, message, code), headers={
+        "content-type": "application/json", MODEL_HEADER: model, ATTEMPTS_HEADER: attempts.header(),
+    })
+
+
+def _openai_shaped(status: int, body: bytes) -> bytes:
+    """A provider's error body as is when it is already in the OpenAI shape; else wrapped."""
+    try:
+        if isinstance(json.loads(body).get("error"), dict):
+            return body
+    except (ValueError, AttributeError):
+        pass
+    text = body.decode("utf-8", "replace")[:500]
+    return error_body(status, f"provider error: {text}", "provider_error")
+
+
+class Failover:
+    def __init__(self, snapshots: SnapshotStore, circuits: Circuits) -> None:
+        self.snapshots = snapshots
+        self.circuits = circuits
+        self.sessions = ProviderSessions()
+
+    def app(self) -> web.Application:
+        app = web.Application(client_max_size=0)  # Envoy already enforced the body limit
+        app.router.add_post("/{path:.*}", self.handle)
+        return app
+
+    async def close(self) -> None:
+        await self.sessions.close()
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        policy_name, model_name = parse_plan(request.headers.get(PLAN_HEADER, ""))
+        policy = self.snapshots.current.policy_set.policies.get(policy_name)
+        model = policy.models.get(model_name) if policy else None
+        attempts = Attempts()
+        if policy is None or model is None:  # the policy changed under the request: rare
+            return _json_error(503, f"model '{model_name}' is no longer in policy '{policy_name}'",
+                               "policy_changed", attempts, model_name)
+        raw = await request.read()
+        stream = json.loads(raw).get("stream") is True
+        started, last = await self._first_answer(request, raw, stream, policy, model, attempts)
+        log.info("attempts", request_id=request.headers.get("x-request-id"), policy=policy.name,
+                 requested=model.name, attempts=attempts.header(),
+                 answered=started.model.name if started else None)
+        if started is None:
+            return self._failed(last, attempts)
+        try:
+            if started.guard is not None:
+                return await self._relay_stream(request, started, attempts)
+            body = await started.response.read()  # _attempt read it already: no network here
+            return web.Response(status=started.response.status, body=body,
+                                headers=self._answer_headers(started, attempts))
+        finally:
+            started.response.release()
+
+    async def _first_answer(
+        self, request: web.Request, raw: bytes, stream: bool, policy: Policy, model: Model,
+        attempts: Attempts,
+    ) -> tuple[Started | None, tuple[Model, Outcome] | None]:
+        """Try the chain until an answer starts; None and the last failure when none does."""
+        rules = model.failover
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + rules.budget_s
+        body = json.loads(raw)
+        chain = [model, *(policy.models[name] for name in model.chain)]
+        # Models with an open circuit go last: tried only when every other one failed.
+        queue = [m for m in chain if self.circuits.available(m)]
+        queue += [m for m in chain if m not in queue]
+        last: tuple[Model, Outcome] | None = None
+        while queue:
+            current = queue.pop(0)
+            if current.name in attempts.asked:
+                continue
+            if not self.circuits.available(current) and any(
+                self.circuits.available(m) and m.name not in attempts.asked for m in queue
+            ):
+                attempts.add(current.name, CIRCUIT_OPEN)
+                queue.append(current)  # a last resort, after the others
+                continue
+            attempts.asked.add(current.name)
+            retries = 0
+            while True:
+                if attempts.sent >= rules.max_attempts or loop.time() >= deadline:
+                    return None, last
+                payload = json.dumps({**body, "model": current.upstream_model},
+                                     ensure_ascii=False, separators=(",", ":")).encode()
+                self.circuits.begin(current)
+                started, outcome = await self._attempt(request, payload, stream, current,
+                                                       deadline - loop.time())
+                attempts.add(current.name, outcome.label)
+                metrics.ATTEMPTS.labels(policy.name, current.name, outcome.label).inc()
+                if outcome.counts_against_provider:
+                    self.circuits.failure(current)
+                else:
+                    self.circuits.success(current)
+                if started is not None:
+                    return started, None
+                last = (current, outcome)
+                step, wait_s = next_step(outcome, retries, current.failover, deadline - loop.time())
+                if step is Step.RETRY:
+                    retries += 1
+                    await asyncio.sleep(wait_s)
+                    continue
+                if step is Step.PASS:
+                    return None, last
+                if step is Step.CONTEXT:
+                    bigger = [policy.models[n] for n in current.context_window_fallbacks
+                              if n not in attempts.asked]
+                    if not bigger:
+                        return None, last
+                    queue = bigger
+                break  # NEXT (or CONTEXT): on to the next model in the queue
+        return None, last
+
+    async def _attempt(
+        self, request: web.Request, payload: bytes, stream: bool, model: Model, remaining_s: float
+    ) -> tuple[Started | None, Outcome]:
+        rules = model.failover
+        limit = min(rules.first_token_s if stream else rules.response_s, max(remaining_s, 0.001))
+        provider = model.provider
+        url = provider.base_url.rstrip("/") + "/" + request.match_info["path"].removeprefix("v1/")
+        if request.query_string:
+            url += "?" + request.query_string
+        headers = self._provider_headers(request.headers, provider)
+        response: aiohttp.ClientResponse | None = None
+        try:
+            async with asyncio.timeout(limit):
+                response = await self.sessions.get(provider).post(url, data=payload, headers=headers)
+                if not 200 <= response.status < 300:
+                    body = await response.content.read(MAX_ERROR_BODY)
+                    response.release()
+                    return None, Outcome(str(response.status), response.status,
+                                         dict(response.headers), body)
+                if not stream:
+                    await response.read()
+                    return Started(model, response), Outcome(str(response.status), response.status)
+                guard = SseGuard()
+                first = b""
+                while not first:  # commit the app to nothing before a whole, valid event
+                    chunk = await response.content.readany()
+                    if not chunk:
+                        response.release()
+                        return None, Outcome(RESET)
+                    first = guard.feed(chunk)
+                return Started(model, response, first, guard), Outcome(str(response.status),
+                                                                       response.status)
+        except TimeoutError:
+            label = TIMEOUT
+        except MalformedStream:
+            label = MALFORMED
+        except aiohttp.ClientConnectorError:
+            label = CONNECT_ERROR
+        except (aiohttp.ClientError, OSError):
+            label = RESET
+        if response is not None:
+            response.close()
+        return None, Outcome(label)
+
+    @staticmethod
+    def _provider_headers(incoming: Mapping[str, str], provider: Provider) -> dict[str, str]:
+        headers = {k: v for k, v in incoming.items() if k.lower() not in _DROP_REQUEST
+                   and not k.lower().startswith(("x-switchyard-", "x-envoy-"))}
+        key = os.environ.get(provider.api_key_env) if provider.api_key_env else None
+        if key:
+            headers["authorization"] = f"Bearer {key}"
+        headers["content-type"] = "application/json"
+        return headers
+
+    @staticmethod
+    def _answer_headers(started: Started, attempts: Attempts) -> CIMultiDict[str]:
+        headers = CIMultiDict(
+            (k, v) for k, v in started.response.headers.items()
+            if k.lower() not in _DROP_RESPONSE and not k.lower().startswith("x-switchyard-")
+        )
+        headers[MODEL_HEADER] = started.model.name
+        headers[ATTEMPTS_HEADER] = attempts.header()
+        return headers
+
+    @staticmethod
+    def _failed(last: tuple[Model, Outcome] | None, attempts: Attempts) -> web.Response:
+        """No answer started: the last provider answer as it is (OpenAI-shaped), or our own error."""
+        if last is None:
+            return _json_error(503, f"no model could be tried (attempts: {attempts.header()})",
+                               "no_attempt", attempts, "")
+        model, outcome = last
+        if outcome.status is not None:
+            headers = {"content-type": "application/json", MODEL_HEADER: model.name,
+                       ATTEMPTS_HEADER: attempts.header()}
+            for name in ("retry-after", "retry-after-ms"):
+                if outcome.headers and name in outcome.headers:
+                    headers[name] = outcome.headers[name]
+            return web.Response(status=outcome.status,
+                                body=_openai_shaped(outcome.status, outcome.body), headers=headers)
+        status, code = (504, "provider_timeout") if outcome.label == TIMEOUT else (
+            502, "provider_unreachable")
+        return _json_error(status, f"no provider answered (attempts: {attempts.header()})", code,
+                           attempts, model.name)
+
+    async def _relay_stream(self, request: web.Request, started: Started,
+                            attempts: Attempts) -> web.StreamResponse:
+        """Pass the stream on, checked event by event. A stall, a cut, a malformed event or an
+        end without [DONE] reaches the app as an SSE error event and a reset, never a clean end."""
+        guard, upstream = started.guard, started.response
+        assert guard is not None
+        response = web.StreamResponse(status=upstream.status,
+                                      headers=self._answer_headers(started, attempts))
+        try:
+            await response.prepare(request)
+            await response.write(started.first)
+            failure = await self._pump(upstream, guard, response, started.model.failover)
+            if failure is None:
+                await response.write_eof()
+                return response
+            metrics.STREAM_ERRORS.labels(started.model.name).inc()
+            self.circuits.failure(started.model)
+            log.warning("stream_broken", model=started.model.name, reason=failure,
+                        events=guard.events, request_id=request.headers.get("x-request-id"))
+            await response.write(error_event(502, f"stream interrupted: {failure}",
+                                             "stream_interrupted"))
+        except ConnectionResetError:  # the app went away: nothing left to tell it
+            return response
+        if request.transport is not None:
+            request.transport.close()  # no terminating chunk: the app sees a broken stream
+        return response
+
+    @staticmethod
+    async def _pump(upstream: aiohttp.ClientResponse, guard: SseGuard,
+                    response: web.StreamResponse, rules: FailoverRules) -> str | None:
+        """Relay checked events until [DONE]; what went wrong, or None."""
+        while not guard.done:
+            try:
+                async with asyncio.timeout(rules.stall_s):
+                    chunk = await upstream.content.readany()
+            except TimeoutError:
+                return f"the provider sent nothing for {rules.stall_s:g} s"
+            except (aiohttp.ClientError, OSError):
+                return "the provider's connection broke"
+            if not chunk:
+                return "the provider ended the stream without [DONE]"
+            try:
+                out = guard.feed(chunk)
+            except MalformedStream as exc:
+                return f"the provider sent a malformed event ({exc})"
+            if out:
+                await response.write(out)
+        return None

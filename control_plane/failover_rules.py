@@ -1,0 +1,148 @@
+"""Failover rules: what each failed attempt leads to, as pure functions (no I/O, no clock).
+
+The guarded path (control_plane/failover.py) runs the attempts; this module decides, for every
+outcome, whether to retry the same model (and after how long), go to the next fallback, switch to
+the context-window fallbacks, or pass the provider's answer to the app as it is.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import random
+from dataclasses import dataclass, fields, replace
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+
+@dataclass(frozen=True)
+class FailoverRules:
+    """Per model (policy-wide `failover:` merged with the model's own). README: "Failover"."""
+
+    max_attempts: int = 4  # across the whole chain, retries included
+    budget_s: float = 600.0  # total time until an answer starts (all attempts and waits)
+    connect_retries: int = 1  # same model again after a connect failure / reset before headers
+    server_error_retries: int = 1  # same model again after a 5xx
+    rate_limit_retries: int = 2  # same model again after a 429 (waiting as it asks)
+    backoff_s: float = 0.5  # 429 without Retry-After: base of the jittered exponential back-off
+    max_wait_s: float = 10.0  # longest 429 wait on the same model; a longer one falls back at once
+    first_token_s: float = 30.0  # streams: attempt start -> first SSE event
+    response_s: float = 300.0  # non-streaming: attempt start -> response headers
+    stall_s: float = 30.0  # streams: longest silence between bytes once the answer started
+    circuit_failures: int = 3  # consecutive failures that open a model's circuit
+    circuit_cooldown_s: float = 10.0  # how long an open circuit is skipped before a probe
+
+    def merged(self, overrides: Mapping[str, Any]) -> FailoverRules:
+        """These rules with every non-None override applied."""
+        known = {f.name for f in fields(self)}
+        return replace(self, **{k: v for k, v in overrides.items() if v is not None and k in known})
+
+
+DEFAULT_RULES = FailoverRules()
+
+
+class Step(enum.Enum):
+    RETRY = "retry"  # the same model again, after `wait_s`
+    NEXT = "next"  # the next model of the chain
+    CONTEXT = "context"  # the model's context_window_fallbacks
+    PASS = "pass"  # give the app this answer as it is: a retry cannot fix it
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One attempt's result, before anything reached the app."""
+
+    label: str  # for x-switchyard-attempts: the status ("503"), or what went wrong
+    status: int | None = None  # the provider's status, when it answered
+    headers: Mapping[str, str] | None = None
+    body: bytes = b""
+
+    @property
+    def ok(self) -> bool:
+        return self.status is not None and 200 <= self.status < 300
+
+    @property
+    def counts_against_provider(self) -> bool:
+        """Failures that say the provider (not the request) is in trouble: these feed the circuit."""
+        if self.status is None:
+            return True
+        return self.status == 429 or self.status >= 500
+
+
+# Attempt failures without a provider status (the labels in x-switchyard-attempts).
+CONNECT_ERROR = "connect_error"  # could not connect
+RESET = "reset"  # the connection closed before a complete answer started
+TIMEOUT = "timeout"  # no headers (no first event, for streams) within the limit
+MALFORMED = "malformed"  # the stream started with something that is not SSE JSON
+CIRCUIT_OPEN = "circuit_open"  # skipped: the model's circuit is open
+RETRIED_AT_ONCE = (CONNECT_ERROR, RESET)  # the request may never have reached the model
+
+CONTEXT_CODES = ("context_length_exceeded", "string_above_max_length")
+CONTEXT_PHRASES = ("context length", "context window", "maximum context", "too many tokens",
+                   "prompt is too long")
+
+
+def is_context_length_error(outcome: Outcome) -> bool:
+    if outcome.status not in (400, 413, 422):
+        return False
+    try:
+        error = json.loads(outcome.body).get("error") or {}
+    except (ValueError, AttributeError):
+        return False
+    if not isinstance(error, dict):
+        return False
+    if error.get("code") in CONTEXT_CODES:
+        return True
+    message = str(error.get("message", "")).lower()
+    return any(phrase in message for phrase in CONTEXT_PHRASES)
+
+
+def retry_after_s(headers: Mapping[str, str] | None, now: datetime | None = None) -> float | None:
+    """The wait a 429 asks for: `retry-after-ms`, else `Retry-After` (seconds or an HTTP date)."""
+    if not headers:
+        return None
+    lower = {k.lower(): v for k, v in headers.items()}
+    try:
+        if "retry-after-ms" in lower:
+            return max(0.0, float(lower["retry-after-ms"]) / 1000)
+        value = lower.get("retry-after")
+        if value is None:
+            return None
+        if value.strip().replace(".", "", 1).isdigit():
+            return max(0.0, float(value))
+        when = parsedate_to_datetime(value)
+    except (ValueError, TypeError):
+        return None
+    now = now or datetime.now(timezone.utc)
+    return max(0.0, (when - now).total_seconds())
+
+
+def backoff_s(rules: FailoverRules, retry: int, rng: random.Random | None = None) -> float:
+    """Exponential back-off with jitter: base * 2^retry, scaled by a random factor in [0.5, 1]."""
+    jitter = (rng or random).uniform(0.5, 1.0)
+    return float(rules.backoff_s * (2 ** retry) * jitter)
+
+
+def next_step(
+    outcome: Outcome, retries: int, rules: FailoverRules, remaining_s: float,
+    rng: random.Random | None = None,
+) -> tuple[Step, float]:
+    """What to do after a failed attempt; `retries` = retries of this model so far."""
+    if outcome.status is None:
+        if outcome.label in RETRIED_AT_ONCE and retries < rules.connect_retries:
+            return Step.RETRY, 0.0
+        return Step.NEXT, 0.0  # a timeout or a broken start: this model is not answering now
+    if outcome.status == 429:
+        if retries >= rules.rate_limit_retries:
+            return Step.NEXT, 0.0
+        asked = retry_after_s(outcome.headers)
+        wait = asked if asked is not None else backoff_s(rules, retries, rng)
+        fits = wait <= rules.max_wait_s and wait < remaining_s
+        return (Step.RETRY, wait) if fits else (Step.NEXT, 0.0)
+    if outcome.status >= 500:
+        return (Step.RETRY, 0.0) if retries < rules.server_error_retries else (Step.NEXT, 0.0)
+    if is_context_length_error(outcome):
+        return Step.CONTEXT, 0.0
+    return Step.PASS, 0.0  # 4xx: the same request would fail the same way anywhere
