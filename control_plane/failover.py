@@ -16,6 +16,7 @@ import os
 import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import aiohttp
 import structlog
@@ -149,9 +150,8 @@ class Failover:
         if policy is None or model is None:  # the policy changed under the request: rare
             return _json_error(503, f"model '{model_name}' is no longer in policy '{policy_name}'",
                                "policy_changed", attempts, model_name)
-        raw = await request.read()
-        stream = json.loads(raw).get("stream") is True
-        started, last = await self._first_answer(request, raw, stream, policy, model, attempts)
+        body = json.loads(await request.read())  # the processor already checked it
+        started, last = await self._first_answer(request, body, policy, model, attempts)
         log.info("attempts", request_id=request.headers.get("x-request-id"), policy=policy.name,
                  requested=model.name, attempts=attempts.header(),
                  answered=started.model.name if started else None)
@@ -167,28 +167,25 @@ class Failover:
             started.response.release()
 
     async def _first_answer(
-        self, request: web.Request, raw: bytes, stream: bool, policy: Policy, model: Model,
+        self, request: web.Request, body: dict[str, Any], policy: Policy, model: Model,
         attempts: Attempts,
     ) -> tuple[Started | None, tuple[Model, Outcome] | None]:
         """Try the chain until an answer starts; None and the last failure when none does."""
         rules = model.failover
+        stream = body.get("stream") is True
         loop = asyncio.get_running_loop()
         deadline = loop.time() + rules.budget_s
-        body = json.loads(raw)
         chain = [model, *(policy.models[name] for name in model.chain)]
-        # Models with an open circuit go last: tried only when every other one failed.
+        # Models with an open circuit are skipped (and named so in the attempts header); they are
+        # tried only as a last resort, when every other model failed.
         queue = [m for m in chain if self.circuits.available(m)]
-        queue += [m for m in chain if m not in queue]
+        for skipped in (m for m in chain if m not in queue):
+            attempts.add(skipped.name, CIRCUIT_OPEN)
+            queue.append(skipped)
         last: tuple[Model, Outcome] | None = None
         while queue:
             current = queue.pop(0)
             if current.name in attempts.asked:
-                continue
-            if not self.circuits.available(current) and any(
-                self.circuits.available(m) and m.name not in attempts.asked for m in queue
-            ):
-                attempts.add(current.name, CIRCUIT_OPEN)
-                queue.append(current)  # a last resort, after the others
                 continue
             attempts.asked.add(current.name)
             retries = 0

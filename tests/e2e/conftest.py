@@ -151,11 +151,11 @@ class Sidecar:
 
 
 def start_sidecar(name: str, policies: Path, logs: Path, *extra: str) -> Sidecar:
-    listen, admin, processor, envoy_admin = (free_port() for _ in range(4))
+    listen, admin, processor, envoy_admin, failover = (free_port() for _ in range(5))
     argv = python_module("control_plane.cli", "up", "--policies", str(policies),
                          "--listen", f"127.0.0.1:{listen}", "--admin", f"127.0.0.1:{admin}",
                          "--processor", f"127.0.0.1:{processor}", "--envoy-admin", f"127.0.0.1:{envoy_admin}",
-                         *extra)
+                         "--failover", f"127.0.0.1:{failover}", *extra)
     process = Process(name, argv, logs, env={"ALPHA_KEY": ALPHA_KEY, "BETA_KEY": BETA_KEY})
     sidecar = Sidecar(process, f"http://127.0.0.1:{listen}/v1", f"http://127.0.0.1:{admin}",
                       f"http://127.0.0.1:{envoy_admin}")
@@ -185,6 +185,7 @@ class SplitStack:
     admin: int
     processor: int
     envoy_admin: int
+    failover: int
     switchyard: Process | None = None
     envoy: Process | None = None
     restarts: int = 0
@@ -198,7 +199,8 @@ class SplitStack:
                              "--envoy-bootstrap", str(self.logs / f"{self.name}-envoy.yaml"),
                              "--listen", f"127.0.0.1:{self.listen}", "--admin", f"127.0.0.1:{self.admin}",
                              "--processor", f"127.0.0.1:{self.processor}",
-                             "--envoy-admin", f"127.0.0.1:{self.envoy_admin}")
+                             "--envoy-admin", f"127.0.0.1:{self.envoy_admin}",
+                             "--failover", f"127.0.0.1:{self.failover}")
         self.restarts += 1
         self.switchyard = Process(f"{self.name}-switchyard-{self.restarts}", argv, self.logs,
                                   env={"ALPHA_KEY": ALPHA_KEY, "BETA_KEY": BETA_KEY})
@@ -217,6 +219,6 @@ class SplitStack:
 
 
 def split_stack(name: str, policies: Path, logs: Path) -> SplitStack:
-    stack = SplitStack(name, policies, logs, *(free_port() for _ in range(4)))
+    stack = SplitStack(name, policies, logs, *(free_port() for _ in range(5)))
     stack.start()
     return stack

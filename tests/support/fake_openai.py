@@ -5,6 +5,17 @@ It records every request it receives (GET /_test/requests; DELETE resets request
 and answers chat completions with a
 message naming itself and the model it was asked for. As a scripted router it answers with the
 route set through POST /_test/control {"route": ..., "delay_ms": ..., "status": ..., "raw": ...}.
+
+As a misbehaving provider it can be scripted per request: POST /_test/control {"script": [...]}
+queues behaviours, one per chat request (then the standing settings apply again). A behaviour is
+a dict of settings that apply to that request only, plus:
+  reset: true          close the connection before any response headers
+  hang: true           accept the request and never answer
+  error: {...}         the error object sent with `status` (default: "<name> failed")
+  first_event_ms: N    (streams) send headers at once, then wait N ms before the first event
+  stall_after_chunks   (streams) after N chunks, send nothing more, keep the connection open
+  malformed_after_chunks  (streams) after N chunks, send an event that is not JSON
+  no_done: true        (streams) end the body cleanly without `data: [DONE]`
 """
 
 from __future__ import annotations
@@ -35,43 +46,64 @@ def make_app(name: str) -> web.Application:
     requests: list[dict[str, Any]] = []
     defaults: dict[str, Any] = {"route": None, "delay_ms": 0, "status": 200, "raw": None,
                                 "chunks": 5, "chunk_delay_ms": 0, "die_after_chunks": None,
-                                "headers": {}}
+                                "headers": {}, "script": [], "reset": False, "hang": False,
+                                "error": None, "first_event_ms": 0, "stall_after_chunks": None,
+                                "malformed_after_chunks": None, "no_done": False}
     control = dict(defaults)
 
     async def chat(request: web.Request) -> web.StreamResponse:
         raw = await request.read()
         body = json.loads(raw)
-        requests.append({"path": request.path, "headers": dict(request.headers), "body": body})
-        if control["delay_ms"]:
-            await asyncio.sleep(control["delay_ms"] / 1000)
-        if control["status"] != 200:
-            error = {"error": {"message": f"{name} failed", "type": "server_error", "code": None}}
-            return web.json_response(error, status=control["status"])
+        requests.append({"path": request.path, "headers": dict(request.headers), "body": body,
+                         "at": time.time()})
+        script = control["script"]
+        behaviour = {**control, **(script.pop(0) if script else {})}
+        if behaviour["delay_ms"]:
+            await asyncio.sleep(behaviour["delay_ms"] / 1000)
+        if behaviour["reset"]:
+            assert request.transport is not None
+            request.transport.abort()
+            return web.Response()
+        if behaviour["hang"]:
+            await asyncio.sleep(3600)
+        if behaviour["status"] != 200:
+            error = behaviour["error"] or {"message": f"{name} failed", "type": "server_error", "code": None}
+            return web.json_response({"error": error}, status=behaviour["status"],
+                                     headers=behaviour["headers"])
         if body.get("stream"):
-            return await stream(request, body.get("model", ""))
-        if control["raw"] is not None or control["route"] is not None:
-            answer = control["raw"] if control["raw"] is not None else json.dumps({"route": control["route"]})
+            return await stream(request, body.get("model", ""), behaviour)
+        if behaviour["raw"] is not None or behaviour["route"] is not None:
+            answer = behaviour["raw"] if behaviour["raw"] is not None else json.dumps({"route": behaviour["route"]})
             return web.json_response(completion(name, body.get("model", ""), answer))
         return web.json_response(completion(name, body.get("model", ""), f"hello from {name}"),
-                                 headers=control["headers"])
+                                 headers=behaviour["headers"])
 
-    async def stream(request: web.Request, model: str) -> web.StreamResponse:
+    async def stream(request: web.Request, model: str, behaviour: dict[str, Any]) -> web.StreamResponse:
         """SSE chat completion chunks; with die_after_chunks, the connection is cut mid-stream."""
-        response = web.StreamResponse(headers={"content-type": "text/event-stream"})
+        response = web.StreamResponse(headers={"content-type": "text/event-stream", **behaviour["headers"]})
         await response.prepare(request)
-        for index in range(control["chunks"]):
-            if control["die_after_chunks"] is not None and index >= control["die_after_chunks"]:
+        if behaviour["first_event_ms"]:
+            await asyncio.sleep(behaviour["first_event_ms"] / 1000)
+        for index in range(behaviour["chunks"]):
+            if behaviour["die_after_chunks"] is not None and index >= behaviour["die_after_chunks"]:
                 assert request.transport is not None
                 request.transport.abort()  # no terminating chunk: the stream is truncated
                 return response
+            if behaviour["stall_after_chunks"] is not None and index >= behaviour["stall_after_chunks"]:
+                await asyncio.sleep(3600)
+            if behaviour["malformed_after_chunks"] is not None and index == behaviour["malformed_after_chunks"]:
+                await response.write(b'data: {"choices": [{"delta": \n\n')
+                continue
             chunk = {"id": f"chatcmpl-{name}", "object": "chat.completion.chunk", "created": 0, "model": model,
                      "choices": [{"index": 0, "delta": {"content": f"{name}-{index} "}, "finish_reason": None}]}
             await response.write(f"data: {json.dumps(chunk)}\n\n".encode())
-            if control["chunk_delay_ms"]:
-                await asyncio.sleep(control["chunk_delay_ms"] / 1000)
+            if behaviour["chunk_delay_ms"]:
+                await asyncio.sleep(behaviour["chunk_delay_ms"] / 1000)
         done = {"id": f"chatcmpl-{name}", "object": "chat.completion.chunk", "created": 0, "model": model,
                 "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
-        await response.write(f"data: {json.dumps(done)}\n\ndata: [DONE]\n\n".encode())
+        await response.write(f"data: {json.dumps(done)}\n\n".encode())
+        if not behaviour["no_done"]:
+            await response.write(b"data: [DONE]\n\n")
         await response.write_eof()
         return response
 
