@@ -1,7 +1,9 @@
 """Added latency of Switchyard over bare Envoy, same upstream, same run (explicit model: no router).
 
 Starts one local upstream, bare Envoy (same bootstrap minus the Switchyard filters) and
-`switchyard up`, then alternates requests between the two so both see the same machine noise.
+`switchyard up`, then alternates requests between bare Envoy, a model without fallbacks (Envoy's
+direct path) and a model with a fallback chain (the guarded path, control_plane/failover.py), so
+all three see the same machine noise.
 
     python benchmarks/added_latency.py [--requests 2000] [--concurrency 1]
 """
@@ -26,6 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from control_plane.envoy_config import EnvoyPorts, envoy_binary, provider_cluster, render_bootstrap, route_configuration  # noqa: E402
+from control_plane.headers import FAILOVER_CLUSTER  # noqa: E402
 from control_plane.policy_loader import load_policy_set  # noqa: E402
 
 POLICY = """\
@@ -35,9 +38,12 @@ providers:
   upstream: {base_url: "http://127.0.0.1:%(upstream)d/v1"}
 models:
   m: {provider: upstream}
+  chained: {provider: upstream, upstream_model: m, fallbacks: [m]}
 default_model: m
 """
-BODY = json.dumps({"model": "m", "messages": [{"role": "user", "content": "hello " * 40}]})
+MESSAGES = [{"role": "user", "content": "hello " * 40}]
+BODY = json.dumps({"model": "m", "messages": MESSAGES})
+CHAINED_BODY = json.dumps({"model": "chained", "messages": MESSAGES})
 
 
 def bare_envoy_config(policy_dir: Path, port: int, admin_port: int) -> dict:
@@ -50,16 +56,18 @@ def bare_envoy_config(policy_dir: Path, port: int, admin_port: int) -> dict:
     hcm["http_filters"] = [f for f in hcm["http_filters"] if f["name"] == "envoy.filters.http.router"]
     hcm.pop("rds")
     hcm["route_config"] = route_configuration(providers)
-    for route in hcm["route_config"]["virtual_hosts"][0]["routes"]:
+    vhost = hcm["route_config"]["virtual_hosts"][0]
+    vhost["routes"] = [r for r in vhost["routes"] if r["name"] != FAILOVER_CLUSTER]
+    for route in vhost["routes"]:
         route["match"].pop("headers", None)
     return config
 
 
-async def wait_ready(session: aiohttp.ClientSession, url: str, deadline_s: float = 60) -> None:
+async def wait_ready(session: aiohttp.ClientSession, url: str, body: str, deadline_s: float = 60) -> None:
     deadline = time.monotonic() + deadline_s
     while time.monotonic() < deadline:
         try:
-            async with session.post(url, data=BODY, headers={"content-type": "application/json"}) as r:
+            async with session.post(url, data=body, headers={"content-type": "application/json"}) as r:
                 if r.status == 200:
                     return
         except aiohttp.ClientError:
@@ -68,27 +76,28 @@ async def wait_ready(session: aiohttp.ClientSession, url: str, deadline_s: float
     raise RuntimeError(f"{url} not ready")
 
 
-async def one(session: aiohttp.ClientSession, url: str) -> float:
+async def one(session: aiohttp.ClientSession, url: str, body: str) -> float:
     started = time.perf_counter()
-    async with session.post(url, data=BODY, headers={"content-type": "application/json"}) as r:
+    async with session.post(url, data=body, headers={"content-type": "application/json"}) as r:
         await r.read()
         assert r.status == 200, r.status
     return (time.perf_counter() - started) * 1000
 
 
-async def measure(urls: dict[str, str], requests: int, concurrency: int) -> dict[str, list[float]]:
-    samples: dict[str, list[float]] = {name: [] for name in urls}
-    connector = aiohttp.TCPConnector(limit=concurrency * len(urls) * 2)
+async def measure(targets: dict[str, tuple[str, str]], requests: int,
+                  concurrency: int) -> dict[str, list[float]]:
+    samples: dict[str, list[float]] = {name: [] for name in targets}
+    connector = aiohttp.TCPConnector(limit=concurrency * len(targets) * 2)
     async with aiohttp.ClientSession(connector=connector) as session:
-        for url in urls.values():
-            await wait_ready(session, url)
+        for url, body in targets.values():
+            await wait_ready(session, url, body)
             for _ in range(50):  # warm-up
-                await one(session, url)
+                await one(session, url, body)
 
         async def worker() -> None:
             for _ in range(requests // concurrency):
-                for name, url in urls.items():  # interleaved: same noise for both
-                    samples[name].append(await one(session, url))
+                for name, (url, body) in targets.items():  # interleaved: same noise for all
+                    samples[name].append(await one(session, url, body))
 
         await asyncio.gather(*(worker() for _ in range(concurrency)))
     return samples
@@ -115,12 +124,15 @@ def main() -> None:
         subprocess.Popen([py, "-m", "control_plane.cli", "--log-level", "warning", "up",
                           "--policies", str(work / "policies"), "--listen", "127.0.0.1:19020",
                           "--admin", "127.0.0.1:19090", "--processor", "127.0.0.1:19051",
-                          "--envoy-admin", "127.0.0.1:19921"], cwd=ROOT, stdout=subprocess.DEVNULL),
+                          "--envoy-admin", "127.0.0.1:19921", "--failover", "127.0.0.1:19052"],
+                         cwd=ROOT, stdout=subprocess.DEVNULL),
     ]
     try:
-        urls = {"bare envoy": "http://127.0.0.1:19010/v1/chat/completions",
-                "switchyard": "http://127.0.0.1:19020/v1/chat/completions"}
-        samples = asyncio.run(measure(urls, args.requests, args.concurrency))
+        switchyard = "http://127.0.0.1:19020/v1/chat/completions"
+        targets = {"bare envoy": ("http://127.0.0.1:19010/v1/chat/completions", BODY),
+                   "switchyard": (switchyard, BODY),
+                   "with chain": (switchyard, CHAINED_BODY)}
+        samples = asyncio.run(measure(targets, args.requests, args.concurrency))
     finally:
         for proc in reversed(procs):
             proc.terminate()
@@ -128,9 +140,12 @@ def main() -> None:
     print(f"requests per target: {args.requests}, concurrency {args.concurrency}, cpus {os.cpu_count()}")
     for name, values in samples.items():
         print(f"{name:>12}: p50 {statistics.median(values):6.2f} ms  p99 {pct(values, 99):6.2f} ms")
-    bare, sy = samples["bare envoy"], samples["switchyard"]
-    print(f"{'added':>12}: p50 {statistics.median(sy) - statistics.median(bare):+6.2f} ms  "
-          f"p99 {pct(sy, 99) - pct(bare, 99):+6.2f} ms")
+    bare = samples["bare envoy"]
+    for name in ("switchyard", "with chain"):
+        sy = samples[name]
+        print(f"{'added':>12}: p50 {statistics.median(sy) - statistics.median(bare):+6.2f} ms  "
+              f"p99 {pct(sy, 99) - pct(bare, 99):+6.2f} ms  ({name}: explicit model"
+              f"{', fallback chain configured' if name == 'with chain' else ', no fallbacks'})")
 
 
 if __name__ == "__main__":

@@ -92,6 +92,12 @@ def cmd_check(args: argparse.Namespace) -> int:
         examples = sum(len(r.examples) for r in policy.routes)
         print(f"{policy.source}: ok (policy '{name}', router {policy.router.kind}, "
               f"{len(policy.routes)} routes, {examples} examples, version {policy.version})")
+        for model in policy.models.values():
+            if model.has_fallbacks:
+                line = " -> ".join((model.name, *model.chain))
+                if model.context_window_fallbacks:
+                    line += f" (context window: {', '.join(model.context_window_fallbacks)})"
+                print(f"  failover: {line}")
     return 0
 
 

@@ -78,6 +78,18 @@ BROKEN = [
                                 "  gpt-4o: {provider: openai}\n  gpt-4o: {provider: local}\n"),
      14, "duplicate key 'gpt-4o'"),
     ("YAML syntax error", edit("  model: Arch-Router\n", "  model: [Arch-Router\n"), 5, "YAML syntax error"),
+    ("fallback to unknown model", edit("{provider: openai}", "{provider: openai, fallbacks: [small, gpt-5]}"), 13,
+     "models.gpt-4o.fallbacks[1]: unknown model 'gpt-5' (known: gpt-4o, small)"),
+    ("fallback to itself", edit("{provider: openai}", "{provider: openai, fallbacks: [gpt-4o]}"), 13,
+     "models.gpt-4o.fallbacks[0]: a model cannot fall back to itself"),
+    ("fallback cycle", edit("{provider: openai}", "{provider: openai, fallbacks: [small]}").replace(
+        "upstream_model: SmolLM2-135M-Instruct}", "upstream_model: SmolLM2-135M-Instruct, fallbacks: [gpt-4o]}"),
+     13, "models.gpt-4o.fallbacks: fallback cycle gpt-4o -> small -> gpt-4o"),
+    ("unknown context-window fallback", edit("{provider: openai}", "{provider: openai, context_window_fallbacks: [xl]}"),
+     13, "models.gpt-4o.context_window_fallbacks[0]: unknown model 'xl'"),
+    ("unknown failover key", GOOD + "failover: {retries: 3}\n", 20, "failover.retries: unknown key"),
+    ("negative stall limit", edit("{provider: openai}", "{provider: openai, failover: {stall_s: -1}}"), 13,
+     "models.gpt-4o.failover.stall_s"),
     ("unsupported version", edit("version: 1", "version: 2"), 1, "version"),
     ("route named other", edit("  - name: code_generation", "  - name: other"), 16, "'other' is reserved"),
     ("not a mapping", "- just\n- a list\n", 1, "a policy must be a mapping"),
@@ -136,3 +148,17 @@ def test_shipped_policies_are_valid() -> None:
     assert "default" in policies.policies and len(policies.policies) >= 2
     groq = policies.policies["travel"].providers["groq"]
     assert groq.path_prefix == "/openai/v1" and groq.host == "api.groq.com" and groq.port == 443
+
+
+def test_fallback_chains_and_rules_compile() -> None:
+    text = GOOD.replace("{provider: openai}", "{provider: openai, fallbacks: [mid], failover: {stall_s: 5}}") \
+        .replace("  small:", "  mid: {provider: local, fallbacks: [small], context_window_fallbacks: [gpt-4o]}\n  small:") \
+        + "failover: {first_token_s: 12, stall_s: 9}\n"
+    policy = parse_policy(text, "p.yaml", "p")
+    gpt, mid, small = policy.models["gpt-4o"], policy.models["mid"], policy.models["small"]
+    assert gpt.fallbacks == ("mid",) and gpt.chain == ("mid", "small")  # transitive, in order
+    assert mid.chain == ("small",) and mid.context_window_fallbacks == ("gpt-4o",)
+    assert gpt.has_fallbacks and mid.has_fallbacks and not small.has_fallbacks
+    # model `failover:` over policy `failover:` over the defaults
+    assert (gpt.failover.stall_s, gpt.failover.first_token_s, gpt.failover.response_s) == (5, 12, 300)
+    assert (small.failover.stall_s, small.failover.first_token_s) == (9, 12)
