@@ -142,7 +142,7 @@ class RequestProcessor:
             )
         except RequestError as error:
             return _reply(error, [(POLICY_HEADER, policy.name)])
-        if model.has_fallbacks or request.body.get("stream") is True:
+        if model.has_fallbacks:
             # The guarded path rewrites `model` per attempt: the body goes on untouched.
             return self._forward(_guarded_headers(policy, model), decision)
         body = with_model(request, model.upstream_model)

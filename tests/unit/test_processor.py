@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from control_plane.headers import CLUSTER_HEADER
+from control_plane.headers import CLUSTER_HEADER, FAILOVER_CLUSTER, PLAN_HEADER, parse_plan
 from control_plane.policy import PolicySet
 from control_plane.policy_loader import parse_policy
 from control_plane.processor import Forward, Reply, RequestProcessor
@@ -143,3 +143,18 @@ def test_declared_body_over_the_limit_is_413_before_buffering() -> None:
 async def test_buffered_body_over_the_limit_is_413() -> None:
     action = await body_action(make(ScriptedRouter()), b" " * (8 * 1024 * 1024 + 1))
     assert isinstance(action, Reply) and action.status == 413
+
+
+async def test_a_model_with_fallbacks_takes_the_guarded_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-provider")
+    text = GOOD.replace("{provider: openai}", "{provider: openai, fallbacks: [small]}")
+    processor = RequestProcessor(Snapshot(PolicySet({"default": parse_policy(text, "d.yaml", "default")}),
+                                          {"default": ScriptedRouter(route="code_generation")}))
+    action = await body_action(processor, chat("auto"))
+    assert isinstance(action, Forward)
+    headers = dict(action.set_headers)
+    assert headers[CLUSTER_HEADER] == FAILOVER_CLUSTER
+    assert parse_plan(headers[PLAN_HEADER]) == ("default", "gpt-4o")
+    assert action.body is None  # `model` and the key are set per attempt, by the guarded path
+    assert "authorization" not in headers and "authorization" in action.remove_headers
+    assert action.metadata["model"] == "gpt-4o" and action.metadata["decision"] == "routed:arch-router"
