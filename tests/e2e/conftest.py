@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trustme
@@ -62,11 +63,19 @@ def start_provider(name: str, logs: Path) -> Provider:
     return Provider(name, process, f"http://127.0.0.1:{port}")
 
 
-@pytest.fixture(scope="session")
-def alpha(logs: Path) -> Iterator[Provider]:
-    provider = start_provider("alpha", logs)
-    yield provider
-    provider.process.stop()
+def provider_fixture(name: str, fixture: str | None = None, scope: str = "session") -> Any:
+    """A fixture running a plain-HTTP fake provider called `name` for the whole `scope`."""
+    @pytest.fixture(scope=scope, name=fixture or name)  # type: ignore[call-overload]
+    def running(logs: Path) -> Iterator[Provider]:
+        provider = start_provider(name, logs)
+        yield provider
+        provider.process.stop()
+    return running
+
+
+alpha = provider_fixture("alpha")
+# An OpenAI-compatible "router" that answers the route a test sets.
+scripted_router = provider_fixture("router", "scripted_router")
 
 
 @pytest.fixture(scope="session")
@@ -85,14 +94,6 @@ def beta(logs: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Provi
     wait_until(lambda: _reachable(provider), 30, f"beta up\n{process.log_tail()}")
     yield provider
     process.stop()
-
-
-@pytest.fixture(scope="session")
-def scripted_router(logs: Path) -> Iterator[Provider]:
-    """An OpenAI-compatible "router" that answers the route a test sets."""
-    provider = start_provider("router", logs)
-    yield provider
-    provider.process.stop()
 
 
 @pytest.fixture(scope="session")

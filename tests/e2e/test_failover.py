@@ -13,7 +13,7 @@ import httpx
 import openai
 import pytest
 
-from tests.e2e.conftest import ALPHA_KEY, BETA_KEY, Provider, Sidecar, start_provider, start_sidecar
+from tests.e2e.conftest import ALPHA_KEY, BETA_KEY, Provider, Sidecar, provider_fixture, start_sidecar
 from tests.support.processes import http_json
 
 APP_KEY = "sk-app-never-forwarded"
@@ -53,25 +53,9 @@ default_model: primary
 """
 
 
-@pytest.fixture(scope="module")
-def flaky(logs: Path) -> Iterator[Provider]:
-    provider = start_provider("flaky", logs)
-    yield provider
-    provider.process.stop()
-
-
-@pytest.fixture(scope="module")
-def spare(logs: Path) -> Iterator[Provider]:
-    provider = start_provider("spare", logs)
-    yield provider
-    provider.process.stop()
-
-
-@pytest.fixture(scope="module")
-def outage(logs: Path) -> Iterator[Provider]:
-    provider = start_provider("outage", logs)
-    yield provider
-    provider.process.stop()
+flaky = provider_fixture("flaky", scope="module")  # the misbehaving primary
+spare = provider_fixture("spare", scope="module")  # the fallbacks
+outage = provider_fixture("outage", scope="module")  # taken down and brought back
 
 
 @pytest.fixture(scope="module")
