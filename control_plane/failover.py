@@ -25,6 +25,7 @@ from multidict import CIMultiDict
 
 from control_plane import metrics
 from control_plane.circuits import Circuits
+from control_plane.continuation import continuable, continuation_body
 from control_plane.failover_rules import (
     CIRCUIT_OPEN,
     CONNECT_ERROR,
@@ -84,6 +85,21 @@ class Started:
     response: aiohttp.ClientResponse
     first: bytes = b""
     guard: SseGuard | None = None
+
+
+@dataclass
+class Exchange:
+    """One request on the guarded path."""
+
+    request: web.Request
+    body: dict[str, Any]  # as the app sent it (`model` is set per attempt)
+    policy: Policy
+    model: Model  # the model the processor chose: its chain, rules and budget apply
+    attempts: Attempts = field(default_factory=lambda: Attempts())
+
+    @property
+    def stream(self) -> bool:
+        return self.body.get("stream") is True
 
 
 class ProviderSessions:
@@ -146,36 +162,50 @@ class Failover:
         policy_name, model_name = parse_plan(request.headers.get(PLAN_HEADER, ""))
         policy = self.snapshots.current.policy_set.policies.get(policy_name)
         model = policy.models.get(model_name) if policy else None
-        attempts = Attempts()
         if policy is None or model is None:  # the policy changed under the request: rare
             return _json_error(503, f"model '{model_name}' is no longer in policy '{policy_name}'",
-                               "policy_changed", attempts, model_name)
+                               "policy_changed", Attempts(), model_name)
         body = json.loads(await request.read())  # the processor already checked it
-        started, last = await self._first_answer(request, body, policy, model, attempts)
+        exchange = Exchange(request, body, policy, model)
+        started, last = await self._first_answer(exchange)
         log.info("attempts", request_id=request.headers.get("x-request-id"), policy=policy.name,
-                 requested=model.name, attempts=attempts.header(),
+                 requested=model.name, attempts=exchange.attempts.header(),
                  answered=started.model.name if started else None)
         if started is None:
-            return self._failed(last, attempts)
+            return self._failed(last, exchange.attempts)
         try:
             if started.guard is not None:
-                return await self._relay_stream(request, started, attempts)
-            body = await started.response.read()  # _attempt read it already: no network here
-            return web.Response(status=started.response.status, body=body,
-                                headers=self._answer_headers(started, attempts))
+                return await self._relay_stream(exchange, started)
+            answer = await started.response.read()  # _attempt read it already: no network here
+            return web.Response(status=started.response.status, body=answer,
+                                headers=self._answer_headers(started, exchange.attempts))
         finally:
             started.response.release()
 
+    async def _try(self, exchange: Exchange, model: Model, body: dict[str, Any],
+                   remaining_s: float) -> tuple[Started | None, Outcome]:
+        """One attempt, accounted for: attempts header, metrics, the model's circuit."""
+        payload = json.dumps({**body, "model": model.upstream_model},
+                             ensure_ascii=False, separators=(",", ":")).encode()
+        self.circuits.begin(model)
+        started, outcome = await self._attempt(exchange.request, payload, exchange.stream, model,
+                                               remaining_s)
+        exchange.attempts.add(model.name, outcome.label)
+        metrics.ATTEMPTS.labels(exchange.policy.name, model.name, outcome.label).inc()
+        if outcome.counts_against_provider:
+            self.circuits.failure(model)
+        else:
+            self.circuits.success(model)
+        return started, outcome
+
     async def _first_answer(
-        self, request: web.Request, body: dict[str, Any], policy: Policy, model: Model,
-        attempts: Attempts,
+        self, exchange: Exchange
     ) -> tuple[Started | None, tuple[Model, Outcome] | None]:
         """Try the chain until an answer starts; None and the last failure when none does."""
-        rules = model.failover
-        stream = body.get("stream") is True
+        policy, attempts, rules = exchange.policy, exchange.attempts, exchange.model.failover
         loop = asyncio.get_running_loop()
         deadline = loop.time() + rules.budget_s
-        chain = [model, *(policy.models[name] for name in model.chain)]
+        chain = [exchange.model, *(policy.models[name] for name in exchange.model.chain)]
         # Models with an open circuit are skipped (and named so in the attempts header); they are
         # tried only as a last resort, when every other model failed.
         queue = [m for m in chain if self.circuits.available(m)]
@@ -192,17 +222,8 @@ class Failover:
             while True:
                 if attempts.sent >= rules.max_attempts or loop.time() >= deadline:
                     return None, last
-                payload = json.dumps({**body, "model": current.upstream_model},
-                                     ensure_ascii=False, separators=(",", ":")).encode()
-                self.circuits.begin(current)
-                started, outcome = await self._attempt(request, payload, stream, current,
-                                                       deadline - loop.time())
-                attempts.add(current.name, outcome.label)
-                metrics.ATTEMPTS.labels(policy.name, current.name, outcome.label).inc()
-                if outcome.counts_against_provider:
-                    self.circuits.failure(current)
-                else:
-                    self.circuits.success(current)
+                started, outcome = await self._try(exchange, current, exchange.body,
+                                                   deadline - loop.time())
                 if started is not None:
                     return started, None
                 last = (current, outcome)
@@ -221,6 +242,26 @@ class Failover:
                     queue = bigger
                 break  # NEXT (or CONTEXT): on to the next model in the queue
         return None, last
+
+    async def _continuation(self, exchange: Exchange, broken: Model, text: str) -> Started | None:
+        """The rest of a broken answer from the next model of the chain that can continue an
+        assistant prefix; None when there is none, or it does not start either."""
+        if not text or not continuable(exchange.body):
+            return None
+        for name in exchange.model.chain:
+            model = exchange.policy.models[name]
+            if (model.name in exchange.attempts.asked or model.assistant_prefix is None
+                    or not self.circuits.available(model)):
+                continue
+            if exchange.attempts.sent >= exchange.model.failover.max_attempts:
+                return None
+            exchange.attempts.asked.add(model.name)
+            body = continuation_body(exchange.body, model.assistant_prefix, text)
+            started, _ = await self._try(exchange, model, body, model.failover.first_token_s)
+            if started is not None:
+                metrics.CONTINUATIONS.labels(broken.name, model.name).inc()
+                return started
+        return None
 
     async def _attempt(
         self, request: web.Request, payload: bytes, stream: bool, model: Model, remaining_s: float
@@ -306,29 +347,49 @@ class Failover:
         return _json_error(status, f"no provider answered (attempts: {attempts.header()})", code,
                            attempts, model.name)
 
-    async def _relay_stream(self, request: web.Request, started: Started,
-                            attempts: Attempts) -> web.StreamResponse:
+    async def _relay_stream(self, exchange: Exchange, started: Started) -> web.StreamResponse:
         """Pass the stream on, checked event by event. A stall, a cut, a malformed event or an
-        end without [DONE] reaches the app as an SSE error event and a reset, never a clean end."""
-        guard, upstream = started.guard, started.response
-        assert guard is not None
-        response = web.StreamResponse(status=upstream.status,
-                                      headers=self._answer_headers(started, attempts))
+        end without [DONE] is continued on a fallback that can take an assistant prefix, or else
+        reaches the app as an SSE error event and a reset: never a clean end."""
+        request = exchange.request
+        response = web.StreamResponse(status=started.response.status,
+                                      headers=self._answer_headers(started, exchange.attempts))
+        segments = [started]  # the answer so far: the first model's, then continuations
         try:
             await response.prepare(request)
             await response.write(started.first)
-            failure = await self._pump(upstream, guard, response, started.model.failover)
-            if failure is None:
-                await response.write_eof()
-                return response
-            metrics.STREAM_ERRORS.labels(started.model.name).inc()
-            self.circuits.failure(started.model)
-            log.warning("stream_broken", model=started.model.name, reason=failure,
-                        events=guard.events, request_id=request.headers.get("x-request-id"))
+            while True:
+                current = segments[-1]
+                assert current.guard is not None
+                failure = await self._pump(current.response, current.guard, response,
+                                           current.model.failover)
+                if failure is None:
+                    await response.write_eof()
+                    return response
+                metrics.STREAM_ERRORS.labels(current.model.name).inc()
+                self.circuits.failure(current.model)
+                log.warning("stream_broken", model=current.model.name, reason=failure,
+                            events=current.guard.events, request_id=request.headers.get("x-request-id"))
+                current.response.close()
+                text = "".join(s.guard.text for s in segments if s.guard is not None)
+                text_only = all(s.guard is not None and s.guard.text_only for s in segments)
+                follow = await self._continuation(exchange, current.model, text) if text_only else None
+                if follow is None:
+                    break
+                log.info("stream_continued", broken=current.model.name, model=follow.model.name,
+                         prefix_chars=len(text), attempts=exchange.attempts.header(),
+                         request_id=request.headers.get("x-request-id"))
+                segments.append(follow)
+                # An SSE comment (clients ignore it): where the rest of the answer comes from.
+                await response.write(f": switchyard continued on {follow.model.name}\n\n".encode()
+                                     + follow.first)
             await response.write(error_event(502, f"stream interrupted: {failure}",
                                              "stream_interrupted"))
         except ConnectionResetError:  # the app went away: nothing left to tell it
             return response
+        finally:
+            for segment in segments[1:]:
+                segment.response.release()
         if request.transport is not None:
             request.transport.close()  # no terminating chunk: the app sees a broken stream
         return response

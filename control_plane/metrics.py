@@ -58,6 +58,12 @@ STREAM_ERRORS = Counter(
     ["model"],
     registry=REGISTRY,
 )
+CONTINUATIONS = Counter(
+    "switchyard_stream_continuations",
+    "Broken streams finished by a fallback that continued the partial answer.",
+    ["broken_model", "model"],
+    registry=REGISTRY,
+)
 CIRCUIT_OPEN = Gauge(
     "switchyard_circuit_open",
     "1 while a model's circuit is open or half-open (skipped, or waiting for a probe), else 0.",

@@ -62,6 +62,7 @@ class Model:
     chain: tuple[str, ...] = ()
     context_window_fallbacks: tuple[str, ...] = ()
     failover: FailoverRules = DEFAULT_RULES
+    assistant_prefix: str | None = None  # how to ask it to continue a partial answer, if it can
 
     @property
     def has_fallbacks(self) -> bool:

@@ -232,6 +232,7 @@ def _compile(spec: PolicySpec, name: str, file: str, digest: str) -> Policy:
             chain=_chain(key, graph),
             context_window_fallbacks=tuple(m.context_window_fallbacks),
             failover=policy_rules.merged(m.failover.model_dump()),
+            assistant_prefix=m.assistant_prefix,
         )
         for key, m in spec.models.items()
     }

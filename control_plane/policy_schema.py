@@ -10,6 +10,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
+from control_plane.continuation import STYLES as CONTINUATION_STYLES
 from router_model.kinds import DEFAULT_MARGIN, DEFAULT_THRESHOLD, KINDS
 from router_model.router import ARCH_ROUTER
 
@@ -85,6 +86,16 @@ class ModelSpec(_Strict):
     # Tried only when this model answers "context length exceeded".
     context_window_fallbacks: Annotated[list[Name], Field(max_length=20)] = []
     failover: FailoverSpec = FailoverSpec()
+    # This model can continue a partial answer, and how to ask it (control_plane/continuation.py):
+    # a stream that breaks mid-answer on a model before it in a chain is finished here.
+    assistant_prefix: str | None = None
+
+    @field_validator("assistant_prefix")
+    @classmethod
+    def _known_style(cls, style: str | None) -> str | None:
+        if style is not None and style not in CONTINUATION_STYLES:
+            raise ValueError(f"unknown assistant_prefix '{style}' (known: {', '.join(CONTINUATION_STYLES)})")
+        return style
 
 
 class RouteSpecWire(_Strict):

@@ -23,6 +23,8 @@ class SseGuard:
         self._pending = b""  # bytes of an event not yet complete
         self.done = False  # `data: [DONE]` was seen
         self.events = 0  # complete events forwarded
+        self._text: list[str] = []  # choice 0's content so far (for a continuation)
+        self.text_only = True  # no tool calls, no other choices: the answer is just text
 
     def feed(self, chunk: bytes) -> bytes:
         """The complete, checked events in `chunk` (plus what was pending), as bytes to forward.
@@ -57,6 +59,20 @@ class SseGuard:
             raise MalformedStream(f"event is not JSON: {text[:80]!r}") from None
         if not isinstance(parsed, dict):
             raise MalformedStream("event data is not a JSON object")
+        choices = parsed.get("choices")
+        for choice in choices if isinstance(choices, list) else ():
+            delta = choice.get("delta") if isinstance(choice, dict) else None
+            if not isinstance(delta, dict):
+                continue
+            if choice.get("index", 0) != 0 or delta.get("tool_calls") or delta.get("function_call"):
+                self.text_only = False
+            if isinstance(delta.get("content"), str):
+                self._text.append(delta["content"])
+
+    @property
+    def text(self) -> str:
+        """The answer's text forwarded so far."""
+        return "".join(self._text)
 
 
 def _event_end(data: bytes, start: int) -> tuple[int, int]:

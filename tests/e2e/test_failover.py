@@ -44,6 +44,8 @@ models:
   backup: {{provider: spare, upstream_model: spare-model}}
   long: {{provider: spare, upstream_model: spare-long}}
   solo: {{provider: flaky, upstream_model: flaky-solo}}              # no fallback: direct path
+  storyteller: {{provider: flaky, upstream_model: flaky-story, fallbacks: [continuer]}}
+  continuer: {{provider: spare, upstream_model: spare-continuer, assistant_prefix: vllm}}
   outage-primary:
     provider: outage
     upstream_model: outage-model
@@ -198,6 +200,33 @@ def test_a_broken_stream_is_an_error_never_a_clean_truncated_answer(
             received.append(chunk)
     assert len(received) >= 2  # it broke mid-answer (after the first events reached the app)
     assert all(c.model == "flaky-model" for c in received)
+
+
+ANSWER = "the quick brown fox jumps over the lazy dog"
+
+
+@pytest.mark.parametrize("behaviour", [
+    {"die_after_chunks": 3}, {"stall_after_chunks": 3}, {"malformed_after_chunks": 3}, {"no_done": True},
+], ids=["cut", "stall", "malformed", "no-done"])
+def test_a_broken_stream_is_continued_by_a_fallback_that_takes_an_assistant_prefix(
+        sidecar: Sidecar, flaky: Provider, spare: Provider, behaviour: dict) -> None:
+    flaky.control(answer=ANSWER, chunk_delay_ms=100, **behaviour)
+    spare.control(answer=ANSWER)
+    stream = app(sidecar).chat.completions.create(
+        model="storyteller", messages=[{"role": "user", "content": "tell me"}], stream=True)
+    chunks = list(stream)
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text == "".join(f"{word} " for word in ANSWER.split())  # the whole answer, once
+    assert chunks[-1].choices[0].finish_reason == "stop"
+    # Honest about who wrote what: every chunk names the model that produced it.
+    writers = [c.model for c in chunks]
+    assert writers[0] == "flaky-story" and writers[-1] == "spare-continuer"
+    [continued] = spare.requests()
+    partial = continued["body"]["messages"][-1]
+    assert partial["role"] == "assistant" and ANSWER.startswith(partial["content"].strip())
+    assert continued["body"]["continue_final_message"] is True
+    assert continued["body"]["add_generation_prompt"] is False
+    assert continued["body"]["model"] == "spare-continuer"
 
 
 def test_a_healthy_stream_slower_than_the_stall_limit_in_total_is_not_cut(

@@ -16,6 +16,8 @@ a dict of settings that apply to that request only, plus:
   stall_after_chunks   (streams) after N chunks, send nothing more, keep the connection open
   malformed_after_chunks  (streams) after N chunks, send an event that is not JSON
   no_done: true        (streams) end the body cleanly without `data: [DONE]`
+  answer: "w1 w2 ..."  (streams) send these words instead of "<name>-<i>"; when the last message
+                       is the assistant's (a continuation), only the words after its own
 """
 
 from __future__ import annotations
@@ -48,7 +50,7 @@ def make_app(name: str) -> web.Application:
                                 "chunks": 5, "chunk_delay_ms": 0, "die_after_chunks": None,
                                 "headers": {}, "script": [], "reset": False, "hang": False,
                                 "error": None, "first_event_ms": 0, "stall_after_chunks": None,
-                                "malformed_after_chunks": None, "no_done": False}
+                                "malformed_after_chunks": None, "no_done": False, "answer": None}
     control = dict(defaults)
 
     async def chat(request: web.Request) -> web.StreamResponse:
@@ -71,20 +73,30 @@ def make_app(name: str) -> web.Application:
             return web.json_response({"error": error}, status=behaviour["status"],
                                      headers=behaviour["headers"])
         if body.get("stream"):
-            return await stream(request, body.get("model", ""), behaviour)
+            return await stream(request, body, behaviour)
         if behaviour["raw"] is not None or behaviour["route"] is not None:
             answer = behaviour["raw"] if behaviour["raw"] is not None else json.dumps({"route": behaviour["route"]})
             return web.json_response(completion(name, body.get("model", ""), answer))
         return web.json_response(completion(name, body.get("model", ""), f"hello from {name}"),
                                  headers=behaviour["headers"])
 
-    async def stream(request: web.Request, model: str, behaviour: dict[str, Any]) -> web.StreamResponse:
+    def contents(body: dict[str, Any], behaviour: dict[str, Any]) -> list[str]:
+        if behaviour["answer"] is None:
+            return [f"{name}-{index} " for index in range(behaviour["chunks"])]
+        words = behaviour["answer"].split()
+        last = body["messages"][-1]
+        if last.get("role") == "assistant":  # continue the partial answer
+            words = words[len(str(last.get("content", "")).split()):]
+        return [f"{word} " for word in words]
+
+    async def stream(request: web.Request, body: dict[str, Any], behaviour: dict[str, Any]) -> web.StreamResponse:
         """SSE chat completion chunks; with die_after_chunks, the connection is cut mid-stream."""
+        model = body.get("model", "")
         response = web.StreamResponse(headers={"content-type": "text/event-stream", **behaviour["headers"]})
         await response.prepare(request)
         if behaviour["first_event_ms"]:
             await asyncio.sleep(behaviour["first_event_ms"] / 1000)
-        for index in range(behaviour["chunks"]):
+        for index, content in enumerate(contents(body, behaviour)):
             if behaviour["die_after_chunks"] is not None and index >= behaviour["die_after_chunks"]:
                 assert request.transport is not None
                 request.transport.abort()  # no terminating chunk: the stream is truncated
@@ -95,7 +107,7 @@ def make_app(name: str) -> web.Application:
                 await response.write(b'data: {"choices": [{"delta": \n\n')
                 continue
             chunk = {"id": f"chatcmpl-{name}", "object": "chat.completion.chunk", "created": 0, "model": model,
-                     "choices": [{"index": 0, "delta": {"content": f"{name}-{index} "}, "finish_reason": None}]}
+                     "choices": [{"index": 0, "delta": {"content": content}, "finish_reason": None}]}
             await response.write(f"data: {json.dumps(chunk)}\n\n".encode())
             if behaviour["chunk_delay_ms"]:
                 await asyncio.sleep(behaviour["chunk_delay_ms"] / 1000)

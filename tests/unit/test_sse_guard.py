@@ -42,3 +42,12 @@ def test_error_event_is_openai_shaped() -> None:
     assert raw.startswith(b"event: error\ndata: ") and raw.endswith(b"\n\n")
     body = json.loads(raw.split(b"data: ", 1)[1])
     assert body["error"]["code"] == "stream_interrupted" and body["error"]["message"] == "stream interrupted"
+
+
+def test_text_so_far_and_whether_it_is_plain_text() -> None:
+    guard = SseGuard()
+    guard.feed(event('{"choices": [{"index": 0, "delta": {"role": "assistant", "content": "Hel"}}]}'))
+    guard.feed(event('{"choices": [{"index": 0, "delta": {"content": "lo"}}]}'))
+    assert guard.text == "Hello" and guard.text_only
+    guard.feed(event('{"choices": [{"index": 0, "delta": {"tool_calls": [{"index": 0}]}}]}'))
+    assert not guard.text_only  # a tool call cannot be continued as text
