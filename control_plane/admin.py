@@ -49,6 +49,7 @@ def admin_app(
                                         "fallbacks": list(m.fallbacks), "chain": list(m.chain),
                                         "context_window_fallbacks": list(m.context_window_fallbacks),
                                         "failover": asdict(m.failover),
+                                        "assistant_prefix": m.assistant_prefix,
                                         "circuit": circuits.describe(m)}
                                for m in p.models.values()},
                     "default_model": p.default_model.name,

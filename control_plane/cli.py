@@ -97,6 +97,9 @@ def cmd_check(args: argparse.Namespace) -> int:
                 line = " -> ".join((model.name, *model.chain))
                 if model.context_window_fallbacks:
                     line += f" (context window: {', '.join(model.context_window_fallbacks)})"
+                continuers = [n for n in model.chain if policy.models[n].assistant_prefix]
+                if continuers:
+                    line += f" (continues broken streams: {', '.join(continuers)})"
                 print(f"  failover: {line}")
     return 0
 

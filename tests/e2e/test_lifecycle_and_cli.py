@@ -70,7 +70,8 @@ def switchyard(*args: str) -> subprocess.CompletedProcess[str]:
 def test_check_reports_file_and_line(tmp_path: Path) -> None:
     ok = switchyard("check", str(ROOT / "policies"))
     assert ok.returncode == 0 and "default.yaml: ok" in ok.stdout
-    assert "failover: gpt-4o -> llama-fast -> small" in ok.stdout  # travel.yaml's chain, resolved
+    # travel.yaml's chains, resolved
+    assert "failover: gpt-4o -> llama-fast -> small (continues broken streams: small)" in ok.stdout
     assert "failover: llama-fast -> small (context window: gpt-4o)" in ok.stdout
     broken = tmp_path / "broken.yaml"
     broken.write_text((ROOT / "policies" / "default.yaml").read_text().replace("default_model: assistant", "default_model: huge"))
