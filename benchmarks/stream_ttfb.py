@@ -1,5 +1,6 @@
 """Time to first byte of a streamed chat completion: direct to the provider vs through Switchyard
-(explicit model and `auto` with a scripted router answering at once), same run, interleaved.
+(explicit model and `auto` with a scripted router answering at once, and an explicit model with a
+fallback chain, which takes the guarded path), same run, interleaved.
 
     python benchmarks/stream_ttfb.py [--requests 300]
 """
@@ -46,12 +47,14 @@ def main() -> None:
     try:
         router.control(route="chat")
         upstream.control(chunks=3, chunk_delay_ms=5)
-        (work / "policies" / "default.yaml").write_text(
-            policy(router, {"up": upstream}, {"alpha-chat": "up"}, {"chat": "alpha-chat"}))
+        text = policy(router, {"up": upstream}, {"alpha-chat": "up"}, {"chat": "alpha-chat"})
+        chained = "  chained: {provider: up, upstream_model: alpha-chat, fallbacks: [alpha-chat]}\n"
+        (work / "policies" / "default.yaml").write_text(text.replace("models:\n", "models:\n" + chained))
         sidecar = start_sidecar("switchyard", work / "policies", work / "logs")
         targets = {"direct": (f"{upstream.url}/v1/chat/completions", "alpha-chat"),
                    "switchyard explicit": (f"{sidecar.base_url}/chat/completions", "alpha-chat"),
-                   "switchyard auto": (f"{sidecar.base_url}/chat/completions", "auto")}
+                   "switchyard auto": (f"{sidecar.base_url}/chat/completions", "auto"),
+                   "switchyard chained": (f"{sidecar.base_url}/chat/completions", "chained")}
         samples: dict[str, list[float]] = {name: [] for name in targets}
         with httpx.Client() as client:
             for index in range(args.requests + 20):
