@@ -56,6 +56,13 @@ def admin_app(
                 }
                 for name, p in current.policy_set.policies.items()
             },
+            # Apps by name and what each may use; never a key or a key's digest.
+            "apps": None if current.policy_set.apps is None else {
+                app.name: {"policies": None if app.policies is None else sorted(app.policies),
+                           "models": None if app.models is None else sorted(app.models),
+                           "requests_per_minute": app.requests_per_minute}
+                for app in current.policy_set.apps.by_digest.values()
+            },
         })
 
     app = web.Application()

@@ -12,6 +12,7 @@ from router_model.router import NO_ROUTE as NO_ROUTE  # re-exported: one constan
 # Decision kinds (the `x-switchyard-decision` header):
 EXPLICIT = "explicit"  # the app named a configured model; the router was not asked
 PASSTHROUGH = "passthrough"  # not a chat completion: sent to the default model's provider
+REJECTED = "rejected"  # Switchyard answered with an error (reason: the error code)
 
 
 def routed(tier: str) -> str:
@@ -37,6 +38,14 @@ class Decision:
     model: str  # configured model name
     kind: str  # routed:<tier> | explicit | passthrough | fallback:<reason> | degraded:<reason>
     router_ms: float | None = None  # time spent asking the router, when it was asked
+    app: str = ""  # the calling app (apps.yaml), when apps are declared
+
+    @property
+    def kind_and_reason(self) -> tuple[str, str]:
+        """The kind without its reason, and the reason: ("fallback", "router_timeout");
+        ("routed:embedding", "") — for metrics and logs, where they are separate labels."""
+        head, _, reason = self.kind.partition(":")
+        return (head, reason) if head in ("fallback", "degraded") else (self.kind, "")
 
     def metadata(self) -> dict[str, str]:
         """What Envoy turns into the x-switchyard-* response headers (headers.DECISION_HEADERS)."""
@@ -48,10 +57,14 @@ class Decision:
         }
         if self.router_ms is not None:
             fields["router_ms"] = f"{self.router_ms:.1f}"
+        if self.app:
+            fields["app"] = self.app
+        fields["policy_version"] = self.policy_version
         return fields
 
     def log_fields(self) -> dict[str, object]:
         return {
+            "app": self.app or None,
             "policy": self.policy,
             "policy_version": self.policy_version,
             "route": self.route,

@@ -15,6 +15,7 @@ from grpclib.server import Stream
 
 from control_plane import extproc_wire as wire
 from control_plane.processor import Forward, RequestProcessor
+from control_plane.rate_limits import RateLimiter
 from control_plane.snapshot import SnapshotStore
 
 log = structlog.get_logger("switchyard.extproc")
@@ -22,8 +23,9 @@ PROCESS_METHOD = "/envoy.service.ext_proc.v3.ExternalProcessor/Process"
 
 
 class ExtProcService(ExternalProcessorBase):
-    def __init__(self, snapshots: SnapshotStore) -> None:
+    def __init__(self, snapshots: SnapshotStore, limiter: RateLimiter | None = None) -> None:
         self.snapshots = snapshots
+        self.limiter = limiter or RateLimiter()  # per-app request budgets, across requests
 
     async def handle(self, stream: Stream[bytes, bytes]) -> None:
         processor: RequestProcessor | None = None
@@ -31,7 +33,7 @@ class ExtProcService(ExternalProcessorBase):
             request = wire.decode_request(raw)
             if request.phase == "request_headers":
                 # The snapshot is taken once per request and kept to its end.
-                processor = RequestProcessor(self.snapshots.current)
+                processor = RequestProcessor(self.snapshots.current, self.limiter)
                 action = processor.on_request_headers(request.headers, request.end_of_stream)
                 await stream.send_message(wire.encode_response(request.phase, action))
                 if not (isinstance(action, Forward) and action.want_body):

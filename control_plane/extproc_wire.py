@@ -201,7 +201,7 @@ def _immediate(reply: Reply) -> bytes:
 def encode_response(phase: str, action: Action) -> bytes:
     """The ProcessingResponse answering `phase` with `action`."""
     if isinstance(action, Reply):
-        return _immediate(action)
+        return _immediate(action) + (_dynamic_metadata(action.metadata) if action.metadata else b"")
     # HeadersResponse / BodyResponse: CommonResponse in field 1 (always present: Envoy reads an
     # absent oneof member as "no response").
     out = _len_field(RESPONSE_FIELDS[phase], _len_field(1, _common_response(action)))

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+from control_plane.apps import APPS_FILE_STEM, Apps
 from control_plane.failover_rules import DEFAULT_RULES, FailoverRules
 from router_model.kinds import RouterConfig
 from router_model.router import RouteSpec
@@ -108,6 +109,7 @@ class PolicySet:
     """Every loaded policy; `default` is always present."""
 
     policies: Mapping[str, Policy]
+    apps: Apps | None = None  # from apps.yaml; None: no app keys, every caller is let in
 
     @property
     def default(self) -> Policy:
@@ -118,7 +120,11 @@ class PolicySet:
         return providers_of(self)
 
     def versions(self) -> dict[str, str]:
-        return {name: p.version for name, p in self.policies.items()}
+        """Each policy's version, and the apps file's: any change among them is a reload."""
+        versions = {name: p.version for name, p in self.policies.items()}
+        if self.apps is not None:
+            versions[APPS_FILE_STEM] = self.apps.version
+        return versions
 
 
 def providers_of(*policy_sets: PolicySet) -> list[Provider]:

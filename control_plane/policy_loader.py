@@ -7,15 +7,17 @@ no policy, and every problem found is reported, each at the line of the YAML nod
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Sequence
+import os
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
+from control_plane.apps import APPS_FILE_STEM, App, Apps, key_digest
 from control_plane.failover_rules import DEFAULT_RULES
 from control_plane.policy import (
     DEFAULT_POLICY,
@@ -25,11 +27,12 @@ from control_plane.policy import (
     Provider,
     Route,
 )
-from control_plane.policy_schema import PolicySpec
+from control_plane.policy_schema import AppsSpec, PolicySpec
 from router_model.kinds import RouterConfig
 from router_model.router import NO_ROUTE
 
 Loc = Sequence[str | int]
+Spec = TypeVar("Spec", PolicySpec, AppsSpec)
 
 
 @dataclass(frozen=True)
@@ -261,8 +264,9 @@ def _compile(spec: PolicySpec, name: str, file: str, digest: str) -> Policy:
     )
 
 
-def parse_policy(text: str, file: str, name: str) -> Policy:
-    """Validate and compile one policy's YAML text; raise PolicyError listing every problem."""
+def _validated(text: str, file: str, spec_type: type[Spec]) -> tuple[Spec, _Nodes, list[Problem]]:
+    """YAML text -> the validated wire form, its node lines, and the problems found so far
+    (duplicate keys); raise PolicyError when it cannot be validated at all."""
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.YAMLError as exc:
@@ -271,19 +275,70 @@ def parse_policy(text: str, file: str, name: str) -> Policy:
         reason = getattr(exc, "problem", None) or str(exc)
         raise PolicyError([Problem(file, line, f"YAML syntax error: {reason}")]) from None
     nodes = _Nodes(root)
-    problems = _duplicate_keys(root, file)
+    problems: list[Problem] = _duplicate_keys(root, file)
     data = yaml.safe_load(text) if root is not None else None
     if not isinstance(data, dict):
         raise PolicyError([*problems, Problem(file, nodes.line(()), "a policy must be a mapping")])
     try:
-        spec = PolicySpec.model_validate(data)
+        spec = spec_type.model_validate(data)
     except ValidationError as exc:
         raise PolicyError(problems + _schema_problems(exc, nodes, file)) from None
+    return spec, nodes, problems
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def parse_policy(text: str, file: str, name: str) -> Policy:
+    """Validate and compile one policy's YAML text; raise PolicyError listing every problem."""
+    if name == APPS_FILE_STEM:
+        raise PolicyError([Problem(file, 1, f"'{APPS_FILE_STEM}' is the apps file, not a policy name")])
+    spec, nodes, problems = _validated(text, file, PolicySpec)
     problems += _reference_problems(spec, nodes, file)
     if problems:
         raise PolicyError(problems)
-    digest = hashlib.sha256(text.encode()).hexdigest()[:12]
-    return _compile(spec, name, file, digest)
+    return _compile(spec, name, file, _digest(text))
+
+
+def parse_apps(text: str, file: str, policies: Mapping[str, Policy]) -> Apps:
+    """Validate and compile apps.yaml against the folder's policies."""
+    spec, nodes, problems = _validated(text, file, AppsSpec)
+    by_digest: dict[str, App] = {}
+    for name, app in spec.apps.items():
+        line = nodes.line(("apps", name))
+        digest = app.key_sha256
+        if (app.key_sha256 is None) == (app.key_env is None):
+            problems.append(Problem(file, line, f"apps.{name}: give exactly one of key_sha256, key_env"))
+        elif app.key_env is not None:
+            key = os.environ.get(app.key_env)
+            if not key:
+                message = f"apps.{name}.key_env: environment variable {app.key_env} is not set"
+                problems.append(Problem(file, nodes.line(("apps", name, "key_env")), message))
+            digest = key_digest(key) if key else None
+        allowed = [p for n, p in policies.items() if app.policies is None or n in app.policies]
+        for index, policy in enumerate(app.policies or []):
+            if policy not in policies:
+                message = f"apps.{name}.policies[{index}]: unknown policy '{policy}'"
+                problems.append(Problem(file, nodes.line(("apps", name, "policies", index)), message))
+        for index, model in enumerate(app.models or []):
+            if not any(model in p.model_names() for p in allowed):
+                message = f"apps.{name}.models[{index}]: no policy this app may use has model '{model}'"
+                problems.append(Problem(file, nodes.line(("apps", name, "models", index)), message))
+        if digest is None:
+            continue
+        if digest in by_digest:
+            message = f"apps.{name}: same key as app '{by_digest[digest].name}'"
+            problems.append(Problem(file, line, message))
+        by_digest[digest] = App(
+            name=name,
+            policies=frozenset(app.policies) if app.policies is not None else None,
+            models=frozenset(app.models) if app.models is not None else None,
+            requests_per_minute=app.requests_per_minute,
+        )
+    if problems:
+        raise PolicyError(problems)
+    return Apps(by_digest, file, _digest(text))
 
 
 def load_policy_file(path: Path) -> Policy:
@@ -294,8 +349,25 @@ def load_policy_file(path: Path) -> Policy:
     return parse_policy(text, str(path), path.stem)
 
 
-def policy_files(directory: Path) -> list[Path]:
+def _yaml_files(directory: Path) -> list[Path]:
     return sorted(p for p in directory.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
+
+
+def policy_files(directory: Path) -> list[Path]:
+    return [p for p in _yaml_files(directory) if p.stem != APPS_FILE_STEM]
+
+
+def apps_file(directory: Path) -> Path | None:
+    found = [p for p in _yaml_files(directory) if p.stem == APPS_FILE_STEM]
+    return found[0] if found else None
+
+
+def load_apps_file(path: Path, policies: Mapping[str, Policy]) -> Apps:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PolicyError([Problem(str(path), 1, f"cannot read: {exc}")]) from None
+    return parse_apps(text, str(path), policies)
 
 
 def load_policies(paths: Iterable[Path]) -> dict[str, Policy]:
@@ -325,4 +397,6 @@ def load_policy_set(directory: Path) -> PolicySet:
     if DEFAULT_POLICY not in policies:
         message = f"no {DEFAULT_POLICY}.yaml: requests that name no policy need one"
         raise PolicyError([Problem(str(directory / f"{DEFAULT_POLICY}.yaml"), 1, message)])
-    return PolicySet(policies)
+    apps_path = apps_file(directory)
+    apps = load_apps_file(apps_path, policies) if apps_path is not None else None
+    return PolicySet(policies, apps)

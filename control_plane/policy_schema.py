@@ -117,3 +117,19 @@ class PolicySpec(_Strict):
     routes: list[RouteSpecWire] = []
     default_model: Name
     failover: FailoverSpec = FailoverSpec()
+
+
+class AppSpec(_Strict):
+    """One app in apps.yaml: its key (as a SHA-256 digest, or an environment variable holding
+    it) and what it may use."""
+
+    key_sha256: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")] | None = None
+    key_env: EnvVarName | None = None
+    policies: list[Name] | None = None  # unset: every policy
+    models: list[Annotated[str, StringConstraints(min_length=1)]] | None = None  # unset: every model
+    requests_per_minute: Annotated[int, Field(ge=1, le=1_000_000)] | None = None
+
+
+class AppsSpec(_Strict):
+    version: Annotated[int, Field(ge=1, le=1)]
+    apps: dict[Name, AppSpec]

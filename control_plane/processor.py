@@ -9,13 +9,14 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import structlog
 
 from control_plane import metrics
 from control_plane.chat_request import parse_chat_request, with_model
-from control_plane.decision import NO_ROUTE, PASSTHROUGH, Decision
+from control_plane.apps import App
+from control_plane.decision import NO_ROUTE, PASSTHROUGH, REJECTED, Decision
 from control_plane.headers import (
     CLIENT_CREDENTIAL_HEADERS,
     CLUSTER_HEADER,
@@ -28,6 +29,7 @@ from control_plane.limits import MAX_BODY_BYTES, body_too_large
 from control_plane.model_choice import choose_model
 from control_plane.openai_errors import RequestError
 from control_plane.policy import DEFAULT_POLICY, Model, Policy
+from control_plane.rate_limits import RateLimiter
 from control_plane.snapshot import Snapshot
 
 log = structlog.get_logger("switchyard.processor")
@@ -55,6 +57,7 @@ class Reply:
     status: int
     body: bytes
     headers: tuple[tuple[str, str], ...] = ()
+    metadata: Mapping[str, str] = field(default_factory=dict)
 
 
 Action = Forward | Reply
@@ -94,41 +97,68 @@ def _upstream_headers(set_headers: list[tuple[str, str]], client_headers: Mappin
     return tuple(set_headers), tuple(remove)
 
 
-def _reply(error: RequestError, decision_headers: list[tuple[str, str]]) -> Reply:
-    headers = (("content-type", "application/json"), *decision_headers)
-    return Reply(error.status, error.body(), headers)
-
-
 class RequestProcessor:
-    def __init__(self, snapshot: Snapshot) -> None:
+    def __init__(self, snapshot: Snapshot, limiter: RateLimiter | None = None) -> None:
         self.snapshot = snapshot
         self.policies = snapshot.policy_set
+        self.limiter = limiter or RateLimiter()  # shared by the ext_proc service across requests
         self.policy: Policy | None = None
+        self.app: App | None = None
         self.headers: Mapping[str, str] = {}
 
     def on_request_headers(self, headers: Mapping[str, str], end_of_stream: bool) -> Action:
         self.headers = headers
         name = headers.get(POLICY_HEADER) or DEFAULT_POLICY
+        apps = self.policies.apps
+        if apps is not None:  # before anything else: an unknown caller learns nothing
+            self.app = apps.authenticate(headers)
+            if self.app is None:
+                return self._reject(RequestError(
+                    401, "a valid Switchyard app key is required (Authorization: Bearer <key>)",
+                    "invalid_api_key"))
+            if not self.app.may_use_policy(name):
+                return self._reject(RequestError(
+                    403, f"app '{self.app.name}' may not use policy '{name}'", "policy_not_allowed",
+                    POLICY_HEADER))
+            wait_s = self.limiter.retry_after_s(self.app)
+            if wait_s is not None:
+                return self._reject(RequestError(
+                    429, f"app '{self.app.name}' is over its limit of "
+                    f"{self.app.requests_per_minute} requests per minute; retry in {wait_s} s",
+                    "rate_limit_exceeded"), (("retry-after", str(wait_s)),))
         policy = self.policies.policies.get(name)
         if policy is None:
             known = ", ".join(self.policies.policies)
-            error = RequestError(
-                404, f"unknown policy '{name}' (known: {known})", "policy_not_found", POLICY_HEADER
-            )
-            return _reply(error, [])
+            return self._reject(RequestError(
+                404, f"unknown policy '{name}' (known: {known})", "policy_not_found", POLICY_HEADER))
         self.policy = policy
         method, path = headers.get(":method", ""), _path(headers.get(":path", ""))
         if path == CHAT_PATH and method == "POST":
             if end_of_stream:
-                return _reply(RequestError(400, "request body is empty", "invalid_body"), [])
+                return self._reject(RequestError(400, "request body is empty", "invalid_body"))
             if _declared_length(headers) > MAX_BODY_BYTES:  # refuse before Envoy buffers it
-                return _reply(body_too_large(), [(POLICY_HEADER, policy.name)])
+                return self._reject(body_too_large())
             return Forward(want_body=True)
         if path == MODELS_PATH and method == "GET":
             return self._models_reply(policy)
         return self._forward_to(policy.default_model, Decision(
             policy.name, policy.version, NO_ROUTE, policy.default_model.name, PASSTHROUGH
         ))
+
+    def _reject(self, error: RequestError, headers: tuple[tuple[str, str], ...] = ()) -> Reply:
+        """Switchyard answers with an OpenAI-shaped error; the rejection is a decision record too
+        (log line, metric, and Envoy's access log through dynamic metadata)."""
+        policy = self.policy.name if self.policy else None
+        app = self.app.name if self.app else None
+        metrics.REJECTIONS.labels(app or "", error.code).inc()
+        log.info("rejected", request_id=self.headers.get("x-request-id"), app=app, policy=policy,
+                 status=error.status, reason=error.code)
+        fields = {"decision": REJECTED, "reason": error.code}
+        fields |= {"policy": policy} if policy else {}
+        fields |= {"app": app} if app else {}
+        decision_headers = ((POLICY_HEADER, policy),) if policy else ()
+        return Reply(error.status, error.body(),
+                     (("content-type", "application/json"), *decision_headers, *headers), fields)
 
     async def on_request_body(self, body: bytes) -> Action:
         assert self.policy is not None, "body before headers"
@@ -137,11 +167,16 @@ class RequestProcessor:
             if len(body) > MAX_BODY_BYTES:  # chunked bodies carry no content-length
                 raise body_too_large()
             request = parse_chat_request(body)
-            model, decision = await choose_model(
+            if self.app is not None and not self.app.may_use_model(request.model):
+                raise RequestError(403, f"app '{self.app.name}' may not use model '{request.model}'",
+                                   "model_not_allowed", "model")
+            model, decision = await choose_model(  # the router is asked only for allowed requests
                 policy, request.model, request.messages, self.snapshot.routers[policy.name]
             )
         except RequestError as error:
-            return _reply(error, [(POLICY_HEADER, policy.name)])
+            return self._reject(error)
+        if self.app is not None:
+            decision = replace(decision, app=self.app.name)
         if model.has_fallbacks:
             # The guarded path rewrites `model` per attempt: the body goes on untouched.
             return self._forward(_guarded_headers(policy, model), decision)
@@ -149,6 +184,8 @@ class RequestProcessor:
         return self._forward(_direct_headers(model), decision, body)
 
     def _forward_to(self, model: Model, decision: Decision) -> Forward:
+        if self.app is not None:
+            decision = replace(decision, app=self.app.name)
         return self._forward(_direct_headers(model), decision)
 
     def _forward(self, headers: list[tuple[str, str]], decision: Decision,
@@ -172,4 +209,6 @@ class RequestProcessor:
             for name in policy.model_names()
         ]
         body = json.dumps({"object": "list", "data": data}).encode()
-        return Reply(200, body, (("content-type", "application/json"), (POLICY_HEADER, policy.name)))
+        headers = (("content-type", "application/json"), (POLICY_HEADER, policy.name))
+        fields = {"policy": policy.name, "decision": PASSTHROUGH}
+        return Reply(200, body, headers, fields | ({"app": self.app.name} if self.app else {}))

@@ -48,8 +48,10 @@ async def test_auto_routes_and_rewrites_model_and_credentials(monkeypatch: pytes
     sent = json.loads(action.body)
     assert sent["model"] == "gpt-4o"
     assert sent["n"] == 2 and sent["extra_field"] == {"x": 1} and sent["tools"][0]["function"]["name"] == "f"
+    policy_version = make(router).policies.default.version
     assert action.metadata == {"policy": "default", "route": "code_generation", "model": "gpt-4o",
-                               "decision": "routed:arch-router", "router_ms": "12.5"}
+                               "decision": "routed:arch-router", "router_ms": "12.5",
+                               "policy_version": policy_version}
     assert router.queries[0].conversation[0].content == "write a function"
 
 
