@@ -65,6 +65,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         processor=HostPort.parse(args.processor),
         envoy_admin=HostPort.parse(args.envoy_admin),
         failover=HostPort.parse(args.failover),
+        stream_idle_timeout_s=args.stream_idle_timeout,
         router_serving=_vllm_serving(args.with_router, args.with_models, args.router_device),
         run_envoy=not args.no_envoy,
         envoy_bootstrap=Path(args.envoy_bootstrap) if args.envoy_bootstrap else None,
@@ -188,6 +189,8 @@ def parser() -> argparse.ArgumentParser:
     up.add_argument("--admin", default="127.0.0.1:9090")
     up.add_argument("--processor", default="127.0.0.1:50051", help="ext_proc gRPC address")
     up.add_argument("--envoy-admin", default="127.0.0.1:9901")
+    up.add_argument("--stream-idle-timeout", type=int, default=300, metavar="SECONDS",
+                    help="Envoy closes a stream (request or response) silent this long")
     up.add_argument("--failover", default="127.0.0.1:50052",
                     help="the guarded path's HTTP address (fallbacks, retries, stream checks)")
     up.add_argument("--with-router", metavar="MODEL",

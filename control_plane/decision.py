@@ -59,6 +59,9 @@ class Decision:
             fields["router_ms"] = f"{self.router_ms:.1f}"
         if self.app:
             fields["app"] = self.app
+        _, reason = self.kind_and_reason
+        if reason:
+            fields["reason"] = reason
         fields["policy_version"] = self.policy_version
         return fields
 

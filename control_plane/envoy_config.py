@@ -42,6 +42,8 @@ from control_plane.xds_cache import CLUSTER_TYPE, ROUTE_TYPE
 TEMPLATE = Path(os.environ.get(
     "SWITCHYARD_ENVOY_TEMPLATE", Path(__file__).resolve().parent.parent / "envoy" / "bootstrap.yaml"
 ))
+# Envoy's own log lines as JSON, like ours (`%j`: the message, JSON-escaped).
+ENVOY_LOG_FORMAT = '{"timestamp":"%Y-%m-%dT%T.%f%z","level":"%l","logger":"envoy.%n","event":"%j"}'
 ROUTE_CONFIG_NAME = "providers"  # the listener's RDS name in envoy/bootstrap.yaml
 SYSTEM_CA_FALLBACK = "/etc/ssl/certs/ca-certificates.crt"
 
@@ -55,6 +57,7 @@ class EnvoyPorts:
     processor_port: int = 50051
     failover_address: str = "127.0.0.1"
     failover_port: int = 50052
+    stream_idle_timeout_s: int = 300
 
 
 def envoy_binary() -> str:
@@ -115,6 +118,7 @@ def _authority(provider: Provider) -> str:
 # The direct path's retry: one more try after a 5xx, a connect failure or a reset before headers
 # (Envoy's "5xx" covers all three). 429s go to the app, whose SDK honours Retry-After itself.
 DIRECT_RETRY_POLICY = {"retry_on": "5xx", "num_retries": 1}
+EDGE_ENVOY_HEADERS = ("x-envoy-external-address", "x-envoy-original-path")
 
 
 def _decision_headers(*from_upstream: str) -> dict[str, Any]:
@@ -146,8 +150,9 @@ def provider_route(provider: Provider) -> dict[str, Any]:
             "timeout": f"{provider.request_timeout_s}s",
             "retry_policy": DIRECT_RETRY_POLICY,
         },
-        # The internal header never leaves Switchyard.
-        "request_headers_to_remove": [CLUSTER_HEADER],
+        # The internal header never leaves Switchyard; nor do Envoy's own (suppress_envoy_headers
+        # covers those the router adds, these the connection manager adds as an edge).
+        "request_headers_to_remove": [CLUSTER_HEADER, *EDGE_ENVOY_HEADERS],
         **_decision_headers(),
     }
 
@@ -207,6 +212,7 @@ def render_bootstrap(ports: EnvoyPorts) -> dict[str, Any]:
         processor_port=ports.processor_port,
         failover_address=ports.failover_address,
         failover_port=ports.failover_port,
+        stream_idle_timeout_s=ports.stream_idle_timeout_s,
         max_body_bytes=MAX_BODY_BYTES,
         too_large_message=TOO_LARGE_MESSAGE,
         metadata_namespace=METADATA_NAMESPACE,

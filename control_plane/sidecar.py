@@ -15,10 +15,11 @@ import structlog
 from aiohttp import web
 from grpclib.server import Server
 
+from control_plane.access_log import AccessLogSink
 from control_plane.admin import admin_app
 from control_plane.circuits import Circuits
 from control_plane.children import Child
-from control_plane.envoy_config import EnvoyPorts, envoy_binary, write_bootstrap
+from control_plane.envoy_config import ENVOY_LOG_FORMAT, EnvoyPorts, envoy_binary, write_bootstrap
 from control_plane.extproc_service import ExtProcService
 from control_plane.failover import Failover
 from control_plane.grpc_codec import RawOrProtoCodec
@@ -58,6 +59,7 @@ class SidecarOptions:
     processor: HostPort
     envoy_admin: HostPort
     failover: HostPort = HostPort("127.0.0.1", 50052)  # the guarded path's HTTP server
+    stream_idle_timeout_s: int = 300  # Envoy closes a stream silent this long
     router_serving: RouterServing | None = None  # also run vLLM with this model
     envoy_binary: str = field(default_factory=envoy_binary)
     run_envoy: bool = True  # False: Envoy runs elsewhere (its own container) from envoy_bootstrap
@@ -105,6 +107,7 @@ def _children(options: SidecarOptions, workdir: Path) -> list[Child]:
         processor_port=options.processor.port,
         failover_address=options.failover.host,
         failover_port=options.failover.port,
+        stream_idle_timeout_s=options.stream_idle_timeout_s,
     )
     bootstrap = write_bootstrap(ports, options.envoy_bootstrap or workdir / "envoy.yaml")
     children = []
@@ -114,6 +117,7 @@ def _children(options: SidecarOptions, workdir: Path) -> list[Child]:
     if options.run_envoy:
         children.append(Child("envoy", [
             options.envoy_binary, "-c", str(bootstrap), "--log-level", "warn",
+            "--log-format", ENVOY_LOG_FORMAT,
             "--disable-hot-restart", "--base-id-path", str(workdir / "base-id"),
             "--use-dynamic-base-id",
         ]))
@@ -127,8 +131,10 @@ async def run(options: SidecarOptions) -> int:
     xds = XdsCache()
     reloader = Reloader(options.policies, snapshots, xds, routers, drain_s=options.drain_s)
     await reloader.publish_initial()
-    # One gRPC server for Envoy: ext_proc (per request) and ADS (clusters and routes).
-    server = Server([ExtProcService(snapshots), AdsServer(xds)], codec=RawOrProtoCodec())
+    # One gRPC server for Envoy: ext_proc (per request), ADS (clusters and routes) and the
+    # access log (request metrics).
+    server = Server([ExtProcService(snapshots), AdsServer(xds), AccessLogSink()],
+                    codec=RawOrProtoCodec())
     await server.start(options.processor.host, options.processor.port)
     circuits = Circuits()
     failover = Failover(snapshots, circuits)

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import trustme
 
-from control_plane.envoy_config import envoy_binary
+from control_plane.envoy_config import ENVOY_LOG_FORMAT, envoy_binary
 from router_model.serving import RouterServing, vllm_command, vllm_env
 from router_model.standin import QUICKSTART_MODEL_NAMES, STANDIN_MODEL_NAME, ensure_standin_model
 from tests.support.processes import Process, free_port, http_json, python_module, wait_until
@@ -210,7 +210,8 @@ class SplitStack:
     def start(self) -> None:
         self.start_switchyard()
         self.envoy = Process(f"{self.name}-envoy", [envoy_binary(), "-c", str(self.logs / f"{self.name}-envoy.yaml"),
-                                                    "--log-level", "warn", "--use-dynamic-base-id"], self.logs)
+                                                    "--log-level", "warn", "--log-format", ENVOY_LOG_FORMAT,
+                                                    "--use-dynamic-base-id"], self.logs)
         self.envoy.wait_http(f"http://127.0.0.1:{self.envoy_admin}/ready", 60)
 
     def stop(self) -> None:

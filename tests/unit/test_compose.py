@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from control_plane.cli import parser
-from control_plane.envoy_config import EnvoyPorts, envoy_binary, render_bootstrap
+from control_plane.envoy_config import ENVOY_LOG_FORMAT, EnvoyPorts, envoy_binary, render_bootstrap
 from control_plane.policy_loader import load_policy_set
 from router_model.serving import RouterServing, vllm_args, vllm_env
 
@@ -75,8 +75,12 @@ def test_only_envoys_listener_is_published(compose: dict[str, Any]) -> None:
     published = {name: s.get("ports") for name, s in services(compose).items() if s.get("ports")}
     assert list(published) == ["switchyard"]  # the network namespace owner: Envoy listens in it
     [port] = published["switchyard"]
+    if isinstance(port, str):  # docker-compose v1 prints "HOST_IP:PUBLISHED:TARGET/PROTOCOL"
+        host_ip, published_port, target = port.split("/")[0].split(":")
+        port = {"host_ip": host_ip, "published": published_port, "target": target}
     listen = up_options(compose).listen
     assert (int(port["published"]), int(port["target"])) == (10000, int(listen.rsplit(":", 1)[1]))
+    assert port["host_ip"] == "127.0.0.1"  # this host only, until the operator opens it up
     for name in ("envoy", "router", "router-cpu"):
         assert services(compose)[name]["network_mode"] == "service:switchyard"
 
@@ -128,6 +132,7 @@ def compose_ports(compose: dict[str, Any]) -> EnvoyPorts:
 def test_envoy_reads_the_bootstrap_switchyard_renders(compose: dict[str, Any], tmp_path: Path) -> None:
     envoy_command = services(compose)["envoy"]["command"]
     assert envoy_command[envoy_command.index("-c") + 1] == up_options(compose).envoy_bootstrap
+    assert envoy_command[envoy_command.index("--log-format") + 1] == ENVOY_LOG_FORMAT  # JSON, like `up`'s
     envoy_mounts, switchyard_mounts = mounts(services(compose)["envoy"]), mounts(services(compose)["switchyard"])
     assert ("envoy-config", "/run/switchyard", True) in envoy_mounts
     assert ("envoy-config", "/run/switchyard", False) in switchyard_mounts

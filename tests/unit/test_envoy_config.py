@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,7 @@ from typing import Any
 import yaml
 
 from control_plane.envoy_config import (
+    ENVOY_LOG_FORMAT,
     EnvoyPorts,
     envoy_binary,
     provider_cluster,
@@ -36,6 +38,16 @@ def hcm(config: dict[str, Any]) -> dict[str, Any]:
 def test_real_envoy_accepts_the_bootstrap(tmp_path: Path) -> None:
     result = envoy_validate(write_bootstrap(EnvoyPorts(), tmp_path / "envoy.yaml"))
     assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_envoys_own_log_lines_are_json(tmp_path: Path) -> None:
+    """`up` runs Envoy with ENVOY_LOG_FORMAT; every line it writes (info level here, for lines to
+    read; messages with quotes included) must parse."""
+    path = write_bootstrap(EnvoyPorts(), tmp_path / "envoy.yaml")
+    result = subprocess.run([envoy_binary(), "--mode", "validate", "-c", str(path), "--log-level", "info",
+                             "--log-format", ENVOY_LOG_FORMAT], capture_output=True, text=True, timeout=60)
+    lines = [json.loads(line) for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) > 3 and all(line["logger"].startswith("envoy.") and line["event"] for line in lines)
 
 
 def test_real_envoy_accepts_the_xds_resources(tmp_path: Path) -> None:
