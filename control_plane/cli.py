@@ -7,16 +7,20 @@ import asyncio
 import dataclasses
 import json
 import os
+import secrets
 import sys
 from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
+from control_plane.apps import APPS_FILE_STEM, key_digest
 from control_plane.evaluation import DatasetError, evaluate, format_report, load_dataset, stderr_progress
 from control_plane.logging_setup import configure as configure_logging
 from control_plane.model_choice import choose_model
 from control_plane.policy import Policy
 from control_plane.policy_loader import (
+    apps_file,
+    load_apps_file,
     PolicyError,
     Problem,
     load_policies,
@@ -81,11 +85,21 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 def cmd_check(args: argparse.Namespace) -> int:
     paths: list[Path] = []
+    apps_paths: list[Path] = []
     for raw in args.paths or ["policies"]:
         path = Path(raw)
-        paths += policy_files(path) if path.is_dir() else [path]
+        if path.is_dir():
+            paths += policy_files(path)
+            found = apps_file(path)
+            apps_paths += [found] if found else []
+        elif path.stem == APPS_FILE_STEM:
+            apps_paths.append(path)
+        else:
+            paths.append(path)
     try:
         policies = load_policies(paths)
+        # An apps file is checked against the policies of its own folder.
+        apps = [load_apps_file(p, load_policies(policy_files(p.parent))) for p in apps_paths]
     except PolicyError as exc:
         print(exc, file=sys.stderr)
         return 1
@@ -102,6 +116,16 @@ def cmd_check(args: argparse.Namespace) -> int:
                 if continuers:
                     line += f" (continues broken streams: {', '.join(continuers)})"
                 print(f"  failover: {line}")
+    for registry in apps:
+        print(f"{registry.source}: ok ({len(registry.names)} apps: {', '.join(registry.names)})")
+    return 0
+
+
+def cmd_app_key(args: argparse.Namespace) -> int:
+    """A new random app key, and the apps.yaml entry that admits it (only its digest is kept)."""
+    key = f"sk-sy-{secrets.token_urlsafe(32)}"
+    print(f"key (give it to the app; it is not stored anywhere): {key}", file=sys.stderr)
+    print(f"  {args.name}:\n    key_sha256: {key_digest(key)}")
     return 0
 
 
@@ -212,9 +236,13 @@ def parser() -> argparse.ArgumentParser:
                     help="write the rendered Envoy bootstrap here (default: a temp folder)")
     up.set_defaults(func=cmd_up)
 
-    check = sub.add_parser("check", help="validate policy files")
+    check = sub.add_parser("check", help="validate policy files (and apps.yaml)")
     check.add_argument("paths", nargs="*", metavar="PATH")
     check.set_defaults(func=cmd_check)
+
+    app_key = sub.add_parser("app-key", help="make a new app key and its apps.yaml entry")
+    app_key.add_argument("name", help="the app's name")
+    app_key.set_defaults(func=cmd_app_key)
 
     for name, func, help_ in (
         ("prompt", cmd_prompt, "print the router request body for a conversation (no network)"),

@@ -4,8 +4,10 @@ the router model), run together in the foreground and stopped together."""
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import shutil
 import signal
+import socket
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +25,7 @@ from control_plane.envoy_config import ENVOY_LOG_FORMAT, EnvoyPorts, envoy_binar
 from control_plane.extproc_service import ExtProcService
 from control_plane.failover import Failover
 from control_plane.grpc_codec import RawOrProtoCodec
+from control_plane.policy import PolicySet
 from control_plane.policy_loader import load_policy_set
 from control_plane.reloader import Reloader
 from control_plane.router_pool import RouterPool
@@ -77,6 +80,15 @@ async def _answers_ok(url: str) -> bool:
         return False
 
 
+def open_to_anyone(policies: PolicySet, listen: HostPort) -> bool:
+    """No app keys, and a listener other hosts can reach: worth a warning at start."""
+    try:
+        address = socket.gethostbyname(listen.host)
+    except OSError:
+        return policies.apps is None  # unknown: warn rather than stay quiet
+    return policies.apps is None and not ipaddress.ip_address(address).is_loopback
+
+
 def _readiness_urls(options: SidecarOptions) -> list[str]:
     """Ready = Envoy is ready, and the router model too when `up` serves it."""
     urls = [f"http://{options.envoy_admin}/ready"] if options.run_envoy else []
@@ -126,6 +138,10 @@ def _children(options: SidecarOptions, workdir: Path) -> list[Child]:
 
 async def run(options: SidecarOptions) -> int:
     policies = load_policy_set(options.policies)  # a bad first load is fatal: fail fast
+    if open_to_anyone(policies, options.listen):
+        log.warning("no_app_keys", listen=str(options.listen),
+                    message="the listener is reachable from other hosts and no apps.yaml declares "
+                            "app keys: anyone who reaches it spends your provider keys")
     routers = RouterPool()
     snapshots = SnapshotStore(await routers.snapshot(policies))
     xds = XdsCache()

@@ -97,3 +97,18 @@ def test_route_asks_the_router(policies: Path, scripted_router: Provider) -> Non
     assert result.returncode == 0, result.stderr
     assert "route:    code_generation" in result.stdout and "model:    beta-chat" in result.stdout
     assert "decision: routed:arch-router" in result.stdout
+
+
+def test_app_key_makes_an_entry_that_check_accepts(tmp_path: Path) -> None:
+    for policy in (ROOT / "policies").glob("*.yaml"):
+        (tmp_path / policy.name).write_text(policy.read_text())
+    made = switchyard("app-key", "checkout")
+    assert made.returncode == 0
+    key = made.stderr.strip().rsplit(" ", 1)[-1]
+    assert key.startswith("sk-sy-") and key not in made.stdout  # only the digest goes in the file
+    (tmp_path / "apps.yaml").write_text("version: 1\napps:\n" + made.stdout)
+    ok = switchyard("check", str(tmp_path))
+    assert ok.returncode == 0 and f"{tmp_path / 'apps.yaml'}: ok (1 apps: checkout)" in ok.stdout
+    (tmp_path / "apps.yaml").write_text("version: 1\napps:\n" + made.stdout + "    policies: [nope]\n")
+    broken = switchyard("check", str(tmp_path / "apps.yaml"))
+    assert broken.returncode == 1 and "apps.checkout.policies[0]: unknown policy 'nope'" in broken.stderr

@@ -127,3 +127,12 @@ def test_buckets_refill_over_time() -> None:
 
 def test_without_apps_everyone_is_let_in() -> None:
     assert PolicySet(POLICIES).apps is None
+
+
+def test_up_warns_when_open_to_other_hosts_without_app_keys(apps: PolicySet) -> None:
+    from control_plane.sidecar import HostPort, open_to_anyone
+    open_set = PolicySet(POLICIES)
+    assert open_to_anyone(open_set, HostPort("0.0.0.0", 10000))
+    assert not open_to_anyone(open_set, HostPort("127.0.0.1", 10000))
+    assert not open_to_anyone(open_set, HostPort("localhost", 10000))
+    assert not open_to_anyone(apps, HostPort("0.0.0.0", 10000))
