@@ -4,6 +4,7 @@ and its commands agree with the non-container path (same vLLM arguments, same En
 from __future__ import annotations
 
 import importlib.metadata
+import json
 import re
 import shutil
 import subprocess
@@ -71,18 +72,47 @@ def test_health_checks_restarts_and_ordering(compose: dict[str, Any]) -> None:
         assert services(compose)[name]["depends_on"] == {"switchyard": {"condition": "service_healthy"}}
 
 
-def test_only_envoys_listener_is_published(compose: dict[str, Any]) -> None:
-    published = {name: s.get("ports") for name, s in services(compose).items() if s.get("ports")}
-    assert list(published) == ["switchyard"]  # the network namespace owner: Envoy listens in it
-    [port] = published["switchyard"]
+def _published(port: Any) -> dict[str, str]:
     if isinstance(port, str):  # docker-compose v1 prints "HOST_IP:PUBLISHED:TARGET/PROTOCOL"
         host_ip, published_port, target = port.split("/")[0].split(":")
-        port = {"host_ip": host_ip, "published": published_port, "target": target}
+        return {"host_ip": host_ip, "published": published_port, "target": target}
+    return {k: str(v) for k, v in port.items()}
+
+
+def test_only_the_listener_and_prometheus_ui_are_published_on_loopback(compose: dict[str, Any]) -> None:
+    published = {name: s.get("ports") for name, s in services(compose).items() if s.get("ports")}
+    assert list(published) == ["switchyard"]  # the network namespace owner: Envoy listens in it
+    ports = {int(p["published"]): p for p in map(_published, published["switchyard"])}
     listen = up_options(compose).listen
-    assert (int(port["published"]), int(port["target"])) == (10000, int(listen.rsplit(":", 1)[1]))
-    assert port["host_ip"] == "127.0.0.1"  # this host only, until the operator opens it up
-    for name in ("envoy", "router", "router-cpu"):
+    assert set(ports) == {10000, 9091}
+    assert int(ports[10000]["target"]) == int(listen.rsplit(":", 1)[1])
+    assert all(p["host_ip"] == "127.0.0.1" for p in ports.values())  # this host only, until opened up
+    for name in ("envoy", "router", "router-cpu", "prometheus"):
         assert services(compose)[name]["network_mode"] == "service:switchyard"
+
+
+def test_prometheus_scrapes_both_admin_ports_in_the_monitoring_profile(compose: dict[str, Any]) -> None:
+    prometheus = services(compose)["prometheus"]
+    assert prometheus["profiles"] == ["monitoring"]
+    assert "--web.listen-address=127.0.0.1:9091" in prometheus["command"]  # not the admin's 9090
+    config = yaml.safe_load((ROOT / "monitoring" / "prometheus.yml").read_text())
+    targets = {job["job_name"]: (job.get("metrics_path", "/metrics"), job["static_configs"][0]["targets"])
+               for job in config["scrape_configs"]}
+    options = up_options(compose)
+    assert targets == {"switchyard": ("/metrics", [options.admin]),
+                       "envoy": ("/stats/prometheus", [options.envoy_admin])}
+
+
+def test_dashboard_queries_name_only_metrics_that_exist() -> None:
+    from control_plane import metrics
+    exposed = {family.name for family in metrics.REGISTRY.collect()}
+    dashboard = json.loads((ROOT / "monitoring" / "grafana-dashboard.json").read_text())
+    exprs = [t["expr"] for panel in dashboard["panels"] for t in panel["targets"]]
+    used = {name for expr in exprs for name in re.findall(r"\b(switchyard_[a-z_]+)", expr)}
+    suffixes = ("_total", "_bucket", "_count", "_sum")
+    base = {next((n[: -len(s)] for s in suffixes if n.endswith(s) and n[: -len(s)] in exposed), n) for n in used}
+    assert used and base <= exposed, base - exposed
+    assert len(dashboard["panels"]) >= 10
 
 
 def test_policies_mounted_read_only_and_watched_by_polling(compose: dict[str, Any]) -> None:
