@@ -22,8 +22,9 @@ import aiohttp
 import structlog
 from aiohttp import web
 from multidict import CIMultiDict
+from opentelemetry.trace import SpanKind, StatusCode
 
-from control_plane import metrics
+from control_plane import metrics, tracing
 from control_plane.circuits import Circuits
 from control_plane.continuation import continuable, continuation_body
 from control_plane.failover_rules import (
@@ -188,8 +189,19 @@ class Failover:
         payload = json.dumps({**body, "model": model.upstream_model},
                              ensure_ascii=False, separators=(",", ":")).encode()
         self.circuits.begin(model)
-        started, outcome = await self._attempt(exchange.request, payload, exchange.stream, model,
-                                               remaining_s)
+        # Each attempt is a span under the request's decision span; the provider gets its context.
+        with tracing.TRACER.start_as_current_span(
+                "switchyard.attempt", tracing.extract(exchange.request.headers), SpanKind.CLIENT) as span:
+            started, outcome = await self._attempt(exchange.request, payload, exchange.stream, model,
+                                                   remaining_s)
+            if span.is_recording():
+                span.set_attributes({"gen_ai.operation.name": "chat",
+                                     "gen_ai.request.model": model.upstream_model,
+                                     "gen_ai.provider.name": model.provider.name,
+                                     "switchyard.model": model.name,
+                                     "switchyard.attempt.result": outcome.label})
+                if started is None:
+                    span.set_status(StatusCode.ERROR, outcome.label)
         exchange.attempts.add(model.name, outcome.label)
         metrics.ATTEMPTS.labels(exchange.policy.name, model.name, outcome.label).inc()
         if outcome.counts_against_provider:
@@ -272,7 +284,7 @@ class Failover:
         url = provider.base_url.rstrip("/") + "/" + request.match_info["path"].removeprefix("v1/")
         if request.query_string:
             url += "?" + request.query_string
-        headers = self._provider_headers(request.headers, provider)
+        headers = self._provider_headers(request.headers, provider) | tracing.inject()
         response: aiohttp.ClientResponse | None = None
         try:
             async with asyncio.timeout(limit):

@@ -8,7 +8,9 @@ from __future__ import annotations
 from typing import Any
 
 import structlog
+from opentelemetry.trace import SpanKind, StatusCode
 
+from control_plane import tracing
 from control_plane.decision import EXPLICIT, NO_ROUTE, Decision, degraded, fallback, routed
 from control_plane.openai_errors import RequestError
 from control_plane.policy import Model, Policy
@@ -58,9 +60,18 @@ async def choose_model(
     conversation = select_conversation(messages)
     if not conversation:
         return default, _decision(policy, NO_ROUTE, default, fallback("no_user_text"), None)
-    try:
-        outcome = await router.decide(RouterQuery(policy.route_specs, conversation))
-    except Exception:  # a failing router never fails a request the default model can serve
-        log.exception("router_crashed", policy=policy.name)
-        return default, _decision(policy, NO_ROUTE, default, fallback("router_error"), None)
+    # The router call, as a child span of the request's decision (Arch-Router gets its traceparent).
+    with tracing.TRACER.start_as_current_span("switchyard.router", kind=SpanKind.CLIENT) as span:
+        try:
+            outcome = await router.decide(RouterQuery(policy.route_specs, conversation))
+        except Exception:  # a failing router never fails a request the default model can serve
+            log.exception("router_crashed", policy=policy.name)
+            span.set_status(StatusCode.ERROR, "router_error")
+            return default, _decision(policy, NO_ROUTE, default, fallback("router_error"), None)
+        if span.is_recording():
+            span.set_attributes({"switchyard.router.tier": outcome.tier,
+                                 "switchyard.route": outcome.route or NO_ROUTE,
+                                 "switchyard.router.reason": outcome.reason})
+            if outcome.failed:
+                span.set_status(StatusCode.ERROR, outcome.reason)
     return _from_outcome(policy, outcome)

@@ -12,10 +12,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
 import structlog
+from opentelemetry import trace
+from opentelemetry.trace import StatusCode
 
-from control_plane import metrics
-from control_plane.chat_request import parse_chat_request, with_model
+from control_plane import metrics, tracing
 from control_plane.apps import App
+from control_plane.chat_request import parse_chat_request, with_model
 from control_plane.decision import NO_ROUTE, PASSTHROUGH, REJECTED, Decision
 from control_plane.headers import (
     CLIENT_CREDENTIAL_HEADERS,
@@ -105,9 +107,26 @@ class RequestProcessor:
         self.policy: Policy | None = None
         self.app: App | None = None
         self.headers: Mapping[str, str] = {}
+        self.requested_model: str | None = None
+        self.span: trace.Span = trace.INVALID_SPAN
 
     def on_request_headers(self, headers: Mapping[str, str], end_of_stream: bool) -> Action:
         self.headers = headers
+        # One span per request decision (a child of the caller's trace, when it sent one).
+        self.span = tracing.TRACER.start_span("switchyard.decision", tracing.extract(headers))
+        with trace.use_span(self.span, end_on_exit=False):
+            return self._finish(self._on_headers(headers, end_of_stream))
+
+    async def on_request_body(self, body: bytes) -> Action:
+        with trace.use_span(self.span, end_on_exit=False):
+            return self._finish(await self._on_body(body))
+
+    def _finish(self, action: Action) -> Action:
+        if not (isinstance(action, Forward) and action.want_body):
+            self.span.end()  # the decision is made (the body phase would come next otherwise)
+        return action
+
+    def _on_headers(self, headers: Mapping[str, str], end_of_stream: bool) -> Action:
         name = headers.get(POLICY_HEADER) or DEFAULT_POLICY
         apps = self.policies.apps
         if apps is not None:  # before anything else: an unknown caller learns nothing
@@ -152,7 +171,12 @@ class RequestProcessor:
         app = self.app.name if self.app else None
         metrics.REJECTIONS.labels(app or "", error.code).inc()
         log.info("rejected", request_id=self.headers.get("x-request-id"), app=app, policy=policy,
-                 status=error.status, reason=error.code)
+                 status=error.status, reason=error.code, trace_id=tracing.trace_id())
+        if self.span.is_recording():
+            self.span.set_status(StatusCode.ERROR, error.code)
+            self.span.set_attributes({"switchyard.decision": REJECTED, "error.type": error.code,
+                                      "http.response.status_code": error.status,
+                                      "switchyard.policy": policy or "", "switchyard.app": app or ""})
         fields = {"decision": REJECTED, "reason": error.code}
         fields |= {"policy": policy} if policy else {}
         fields |= {"app": app} if app else {}
@@ -160,13 +184,14 @@ class RequestProcessor:
         return Reply(error.status, error.body(),
                      (("content-type", "application/json"), *decision_headers, *headers), fields)
 
-    async def on_request_body(self, body: bytes) -> Action:
+    async def _on_body(self, body: bytes) -> Action:
         assert self.policy is not None, "body before headers"
         policy = self.policy
         try:
             if len(body) > MAX_BODY_BYTES:  # chunked bodies carry no content-length
                 raise body_too_large()
             request = parse_chat_request(body)
+            self.requested_model = request.model
             if self.app is not None and not self.app.may_use_model(request.model):
                 raise RequestError(403, f"app '{self.app.name}' may not use model '{request.model}'",
                                    "model_not_allowed", "model")
@@ -179,22 +204,35 @@ class RequestProcessor:
             decision = replace(decision, app=self.app.name)
         if model.has_fallbacks:
             # The guarded path rewrites `model` per attempt: the body goes on untouched.
-            return self._forward(_guarded_headers(policy, model), decision)
+            return self._forward(_guarded_headers(policy, model), decision, model)
         body = with_model(request, model.upstream_model)
-        return self._forward(_direct_headers(model), decision, body)
+        return self._forward(_direct_headers(model), decision, model, body)
 
     def _forward_to(self, model: Model, decision: Decision) -> Forward:
         if self.app is not None:
             decision = replace(decision, app=self.app.name)
-        return self._forward(_direct_headers(model), decision)
+        return self._forward(_direct_headers(model), decision, model)
 
-    def _forward(self, headers: list[tuple[str, str]], decision: Decision,
+    def _forward(self, headers: list[tuple[str, str]], decision: Decision, model: Model,
                  body: bytes | None = None) -> Forward:
-        set_headers, remove = _upstream_headers(headers, self.headers)
+        # The provider (or the guarded path) continues this trace: W3C traceparent.
+        set_headers, remove = _upstream_headers(headers + list(tracing.inject().items()), self.headers)
         if body is not None:
             set_headers += (("content-length", str(len(body))),)
         metrics.record(decision)
-        log.info("decision", request_id=self.headers.get("x-request-id"), **decision.log_fields())
+        log.info("decision", request_id=self.headers.get("x-request-id"), trace_id=tracing.trace_id(),
+                 **decision.log_fields())
+        if self.span.is_recording():
+            self.span.set_attributes({
+                "gen_ai.operation.name": "chat",
+                "gen_ai.request.model": self.requested_model or "",
+                "gen_ai.provider.name": model.provider.name,
+                "switchyard.policy": decision.policy,
+                "switchyard.route": decision.route,
+                "switchyard.decision": decision.kind,
+                "switchyard.model": decision.model,
+                "switchyard.app": decision.app,
+            })
         return Forward(
             set_headers=set_headers,
             remove_headers=remove,

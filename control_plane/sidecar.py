@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import os
 import shutil
 import signal
 import socket
@@ -18,6 +19,7 @@ from aiohttp import web
 from grpclib.server import Server
 
 from control_plane.access_log import AccessLogSink
+from control_plane import tracing
 from control_plane.admin import admin_app
 from control_plane.circuits import Circuits
 from control_plane.children import Child
@@ -137,6 +139,9 @@ def _children(options: SidecarOptions, workdir: Path) -> list[Child]:
 
 
 async def run(options: SidecarOptions) -> int:
+    if tracing.configure():
+        log.info("tracing_on", endpoint=os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+                 or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"))
     policies = load_policy_set(options.policies)  # a bad first load is fatal: fail fast
     if open_to_anyone(policies, options.listen):
         log.warning("no_app_keys", listen=str(options.listen),

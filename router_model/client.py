@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
+from opentelemetry import propagate
 
 from router_model.answer import parse_answer
 from router_model.prompt import Message, render_prompt, routes_json
@@ -112,7 +113,9 @@ class ArchRouterClient:
         return RouterOutcome(route, reason, (time.perf_counter() - started) * 1000, ARCH_ROUTER)
 
     async def _ask(self, body: dict[str, Any]) -> str:
-        async with self._sessions.get(self._api_key).post(self.url, json=body) as response:
+        headers: dict[str, str] = {}
+        propagate.inject(headers)  # W3C traceparent of the caller's span (nothing when not tracing)
+        async with self._sessions.get(self._api_key).post(self.url, json=body, headers=headers) as response:
             response.raise_for_status()
             payload = await response.json(content_type=None)
         content = payload["choices"][0]["message"]["content"]

@@ -151,13 +151,13 @@ class Sidecar:
     envoy_admin_url: str
 
 
-def start_sidecar(name: str, policies: Path, logs: Path, *extra: str) -> Sidecar:
+def start_sidecar(name: str, policies: Path, logs: Path, *extra: str, env: dict[str, str] | None = None) -> Sidecar:
     listen, admin, processor, envoy_admin, failover = (free_port() for _ in range(5))
     argv = python_module("control_plane.cli", "up", "--policies", str(policies),
                          "--listen", f"127.0.0.1:{listen}", "--admin", f"127.0.0.1:{admin}",
                          "--processor", f"127.0.0.1:{processor}", "--envoy-admin", f"127.0.0.1:{envoy_admin}",
                          "--failover", f"127.0.0.1:{failover}", *extra)
-    process = Process(name, argv, logs, env={"ALPHA_KEY": ALPHA_KEY, "BETA_KEY": BETA_KEY})
+    process = Process(name, argv, logs, env={"ALPHA_KEY": ALPHA_KEY, "BETA_KEY": BETA_KEY, **(env or {})})
     sidecar = Sidecar(process, f"http://127.0.0.1:{listen}/v1", f"http://127.0.0.1:{admin}",
                       f"http://127.0.0.1:{envoy_admin}")
     process.wait_http(f"{sidecar.admin_url}/readyz", 60)

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 import openai
 import pytest
 
@@ -165,7 +166,9 @@ def test_secrets_never_in_responses_or_logs(switchyard: Sidecar) -> None:
     logs = switchyard.process.log_tail(10**7)
     for secret in (ALPHA_KEY, BETA_KEY, CLIENT_KEY):
         assert secret not in policies and secret not in metrics and secret not in logs
-    assert 'switchyard_decisions_total{decision="explicit",model="alpha-chat"' in metrics
+    decisions = [sample.labels for family in text_string_to_metric_families(metrics)
+                 for sample in family.samples if sample.name == "switchyard_decisions_total"]
+    assert any(d["decision"] == "explicit" and d["model"] == "alpha-chat" for d in decisions)
 
 
 def readme_examples() -> list[tuple[str, str, str]]:
