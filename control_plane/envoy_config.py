@@ -14,9 +14,11 @@ import shutil
 import ssl
 import string
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
 
@@ -33,6 +35,7 @@ from control_plane.headers import (
     METADATA_NAMESPACE,
     MODEL_HEADER,
 )
+from control_plane import tracing
 from control_plane.limits import MAX_BODY_BYTES, TOO_LARGE_MESSAGE
 from control_plane.openai_errors import error_body
 from control_plane.policy import Provider
@@ -218,7 +221,38 @@ def render_bootstrap(ports: EnvoyPorts) -> dict[str, Any]:
         metadata_namespace=METADATA_NAMESPACE,
     )
     config: dict[str, Any] = yaml.safe_load(text)
+    traces_url = otlp_traces_url()
+    if traces_url is not None:  # Envoy's tracer joins the traces Switchyard sends (tracing.py)
+        _add_envoy_tracing(config, traces_url)
     return config
+
+
+OTEL_CLUSTER = "switchyard_otel"
+
+
+def otlp_traces_url(environ: Mapping[str, str] = os.environ) -> str | None:
+    """Where OTLP/HTTP traces go, from the standard variables (None: tracing is off)."""
+    if not tracing.wanted(environ):
+        return None
+    explicit = environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+    return explicit or environ["OTEL_EXPORTER_OTLP_ENDPOINT"].rstrip("/") + "/v1/traces"
+
+
+def _add_envoy_tracing(config: dict[str, Any], url: str) -> None:
+    parts = urlsplit(url)
+    tls = parts.scheme == "https"
+    host, port = parts.hostname or "127.0.0.1", parts.port or (443 if tls else 80)
+    collector = Provider("otel", f"{parts.scheme}://{host}:{port}")
+    cluster = provider_cluster(collector) | {"name": OTEL_CLUSTER, "type": "STRICT_DNS"}
+    cluster["load_assignment"]["cluster_name"] = OTEL_CLUSTER
+    config["static_resources"]["clusters"].append(cluster)
+    hcm = config["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+    service = os.environ.get("OTEL_SERVICE_NAME", "switchyard")
+    hcm["tracing"] = {"provider": {"name": "envoy.tracers.opentelemetry", "typed_config": {
+        "@type": "type.googleapis.com/envoy.config.trace.v3.OpenTelemetryConfig",
+        "http_service": {"http_uri": {"uri": url, "cluster": OTEL_CLUSTER, "timeout": "2s"}},
+        "service_name": f"{service}-envoy",
+    }}}
 
 
 def write_bootstrap(ports: EnvoyPorts, path: Path) -> Path:

@@ -22,6 +22,15 @@ log = structlog.get_logger("switchyard.extproc")
 PROCESS_METHOD = "/envoy.service.ext_proc.v3.ExternalProcessor/Process"
 
 
+def _trace_metadata(stream: Stream[bytes, bytes]) -> dict[str, str]:
+    """Envoy's tracer puts its span's context on the ext_proc call itself (gRPC metadata): the
+    decision span then sits inside Envoy's trace."""
+    metadata = stream.metadata
+    if not metadata:
+        return {}
+    return {k: v for k, v in metadata.items() if k in ("traceparent", "tracestate") and isinstance(v, str)}
+
+
 class ExtProcService(ExternalProcessorBase):
     def __init__(self, snapshots: SnapshotStore, limiter: RateLimiter | None = None) -> None:
         self.snapshots = snapshots
@@ -33,7 +42,8 @@ class ExtProcService(ExternalProcessorBase):
             request = wire.decode_request(raw)
             if request.phase == "request_headers":
                 # The snapshot is taken once per request and kept to its end.
-                processor = RequestProcessor(self.snapshots.current, self.limiter)
+                processor = RequestProcessor(self.snapshots.current, self.limiter,
+                                             _trace_metadata(stream))
                 action = processor.on_request_headers(request.headers, request.end_of_stream)
                 await stream.send_message(wire.encode_response(request.phase, action))
                 if not (isinstance(action, Forward) and action.want_body):

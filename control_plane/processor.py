@@ -100,7 +100,8 @@ def _upstream_headers(set_headers: list[tuple[str, str]], client_headers: Mappin
 
 
 class RequestProcessor:
-    def __init__(self, snapshot: Snapshot, limiter: RateLimiter | None = None) -> None:
+    def __init__(self, snapshot: Snapshot, limiter: RateLimiter | None = None,
+                 trace_carrier: Mapping[str, str] | None = None) -> None:
         self.snapshot = snapshot
         self.policies = snapshot.policy_set
         self.limiter = limiter or RateLimiter()  # shared by the ext_proc service across requests
@@ -109,11 +110,13 @@ class RequestProcessor:
         self.headers: Mapping[str, str] = {}
         self.requested_model: str | None = None
         self.span: trace.Span = trace.INVALID_SPAN
+        self.trace_carrier = trace_carrier  # Envoy's trace context, when its tracer is on
 
     def on_request_headers(self, headers: Mapping[str, str], end_of_stream: bool) -> Action:
         self.headers = headers
         # One span per request decision (a child of the caller's trace, when it sent one).
-        self.span = tracing.TRACER.start_span("switchyard.decision", tracing.extract(headers))
+        self.span = tracing.TRACER.start_span(
+            "switchyard.decision", tracing.extract(self.trace_carrier or headers))
         with trace.use_span(self.span, end_on_exit=False):
             return self._finish(self._on_headers(headers, end_of_stream))
 

@@ -1,6 +1,7 @@
-"""Traces, through real Envoy, into an in-process OTLP/HTTP receiver: one decision span per request,
-the router call as its child, `traceparent` at the router model server and at the provider (per
-attempt on the guarded path), GenAI attributes, and the trace id in our log line."""
+"""Traces, through real Envoy, into an in-process OTLP/HTTP receiver. One trace per request, joined
+by every part: the app's span -> Envoy's ingress span -> Envoy's ext_proc call -> Switchyard's
+decision span -> the router call (and `traceparent` at the router model server); the provider
+continues it (per attempt on the guarded path). GenAI attributes; the trace id in our log line."""
 
 from __future__ import annotations
 
@@ -77,13 +78,22 @@ def traceparent(provider: Provider) -> tuple[str, str]:
     return trace_id, parent
 
 
-def test_a_routed_request_is_one_decision_span_with_the_router_call_inside(
+def decision_span(receiver: OtlpReceiver, app_span: str) -> tuple[Span, Span]:
+    """Envoy's ingress span for the request, and Switchyard's decision span inside its trace."""
+    ingress = one_span(receiver, "ingress", app_span)
+    assert ingress.service == "switchyard-under-test-envoy"
+    ext_proc = one_span(receiver, "async envoy.service.ext_proc.v3.ExternalProcessor.Process egress",
+                        ingress.span_id)
+    return ingress, one_span(receiver, "switchyard.decision", ext_proc.span_id)
+
+
+def test_a_routed_request_is_one_trace_with_the_decision_and_router_call_inside(
         sidecar: Sidecar, receiver: OtlpReceiver, traced: Provider, traced_router: Provider) -> None:
     traced.reset()
     traced_router.reset()
     traced_router.control(route="code")
     response = ask(sidecar, "auto", APP_SPAN)
-    decision = one_span(receiver, "switchyard.decision", APP_SPAN)  # a child of the app's span
+    ingress, decision = decision_span(receiver, APP_SPAN)
     assert decision.service == "switchyard-under-test"
     assert decision.attributes["gen_ai.operation.name"] == "chat"
     assert decision.attributes["gen_ai.request.model"] == "auto"
@@ -92,9 +102,10 @@ def test_a_routed_request_is_one_decision_span_with_the_router_call_inside(
             decision.attributes["switchyard.model"]) == ("code", "routed:arch-router", "gpt-4o")
     router = one_span(receiver, "switchyard.router", decision.span_id)
     assert router.attributes["switchyard.route"] == "code"
-    # The router model server and the provider continue the same trace.
+    # The router model server and the provider continue the same trace: the provider call is
+    # Envoy's own (its ingress span is the parent).
     assert traceparent(traced_router) == (APP_TRACE, router.span_id)
-    assert traceparent(traced) == (APP_TRACE, decision.span_id)
+    assert traceparent(traced) == (APP_TRACE, ingress.span_id)
     # Our decision log line names the trace.
     request_id = response.headers["x-request-id"]
     lines = [json.loads(line) for line in sidecar.process.log_tail(10**7).splitlines()
@@ -107,8 +118,9 @@ def test_each_guarded_attempt_is_a_span_the_provider_continues(
     traced.reset()
     app_span = "00f067aa0ba902b8"
     ask(sidecar, "guarded", app_span)
-    decision = one_span(receiver, "switchyard.decision", app_span)
-    attempt = one_span(receiver, "switchyard.attempt", decision.span_id)
+    ingress, decision = decision_span(receiver, app_span)
+    assert decision.attributes["switchyard.model"] == "guarded"
+    attempt = one_span(receiver, "switchyard.attempt", ingress.span_id)  # Envoy called the guarded path
     assert attempt.attributes["gen_ai.request.model"] == "guarded-up"
     assert attempt.attributes["switchyard.attempt.result"] == "200"
     assert traceparent(traced) == (APP_TRACE, attempt.span_id)

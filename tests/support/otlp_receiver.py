@@ -37,7 +37,7 @@ class OtlpReceiver:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:  # noqa: N802 (http.server's name)
                 request = ExportTraceServiceRequest()
-                request.ParseFromString(self.rfile.read(int(self.headers["content-length"])))
+                request.ParseFromString(self._body())
                 receiver._add(request)
                 body = ExportTraceServiceResponse().SerializeToString()
                 self.send_response(200)
@@ -45,6 +45,18 @@ class OtlpReceiver:
                 self.send_header("content-length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)
+
+            def _body(self) -> bytes:
+                if "content-length" in self.headers:
+                    return self.rfile.read(int(self.headers["content-length"]))
+                chunks = []  # Transfer-Encoding: chunked (Envoy's exporter)
+                while True:
+                    size = int(self.rfile.readline().strip().split(b";")[0], 16)
+                    if size == 0:
+                        self.rfile.readline()
+                        return b"".join(chunks)
+                    chunks.append(self.rfile.read(size))
+                    self.rfile.readline()
 
             def log_message(self, *args: Any) -> None:
                 pass
