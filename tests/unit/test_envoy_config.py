@@ -98,3 +98,31 @@ def test_ext_proc_is_fail_closed_and_never_buffers_responses() -> None:
     assert ext_proc["message_timeout"] == "11s"  # above the 10 s cap on router.timeout_ms
     assert ext_proc["processing_mode"]["response_body_mode"] == "NONE"
     assert ext_proc["processing_mode"]["response_header_mode"] == "SKIP"
+
+
+def test_edge_settings() -> None:
+    config = render_bootstrap(EnvoyPorts(stream_idle_timeout_s=42))
+    manager = hcm(config)
+    assert manager["use_remote_address"] is True
+    assert manager["always_set_request_id_in_response"] is True
+    assert manager["stream_idle_timeout"] == "42s"  # `up --stream-idle-timeout`
+    assert manager["common_http_protocol_options"]["headers_with_underscores_action"] == "REJECT_REQUEST"
+    assert manager["http2_protocol_options"]["max_concurrent_streams"] == 100
+    router = next(f for f in manager["http_filters"] if f["name"] == "envoy.filters.http.router")
+    assert router["typed_config"]["suppress_envoy_headers"] is True
+    assert {log["name"] for log in manager["access_log"]} == {"envoy.access_loggers.stderr",
+                                                             "envoy.access_loggers.http_grpc"}
+    assert "tracing" not in manager  # off unless OTEL_EXPORTER_OTLP_ENDPOINT is set
+
+
+def test_tracing_adds_envoys_tracer_and_collector(monkeypatch: Any, tmp_path: Path) -> None:
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector.local:4318/")
+    config = render_bootstrap(EnvoyPorts())
+    tracer = hcm(config)["tracing"]["provider"]["typed_config"]
+    assert tracer["http_service"]["http_uri"]["uri"] == "http://collector.local:4318/v1/traces"
+    [cluster] = [c for c in config["static_resources"]["clusters"] if c["name"] == tracer["http_service"]["http_uri"]["cluster"]]
+    assert cluster["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"]["socket_address"] == \
+        {"address": "collector.local", "port_value": 4318}
+    path = tmp_path / "envoy.yaml"
+    path.write_text(yaml.safe_dump(config))
+    assert envoy_validate(path).returncode == 0
