@@ -4,6 +4,7 @@ local OpenAI-compatible providers (HTTP, and HTTPS with a test CA), a scripted r
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -162,6 +163,17 @@ def start_sidecar(name: str, policies: Path, logs: Path, *extra: str, env: dict[
                       f"http://127.0.0.1:{envoy_admin}")
     process.wait_http(f"{sidecar.admin_url}/readyz", 60)
     return sidecar
+
+
+@contextlib.contextmanager
+def running_sidecar(name: str, policies: Path, logs: Path, *extra: str,
+                    env: dict[str, str] | None = None) -> Iterator[Sidecar]:
+    """`switchyard up` for the duration of a `with` block (a module's fixture)."""
+    sidecar = start_sidecar(name, policies, logs, *extra, env=env)
+    try:
+        yield sidecar
+    finally:
+        sidecar.process.stop()
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,7 @@ import httpx
 import openai
 import pytest
 
-from tests.e2e.conftest import ALPHA_KEY, BETA_KEY, Provider, Sidecar, provider_fixture, start_sidecar
+from tests.e2e.conftest import ALPHA_KEY, BETA_KEY, Provider, Sidecar, provider_fixture, running_sidecar
 from tests.support.processes import http_json
 
 APP_KEY = "sk-app-never-forwarded"
@@ -65,9 +65,8 @@ def sidecar(logs: Path, tmp_path_factory: pytest.TempPathFactory, flaky: Provide
             outage: Provider) -> Iterator[Sidecar]:
     policies = tmp_path_factory.mktemp("failover-policies")
     (policies / "default.yaml").write_text(failover_policy(flaky, spare, outage))
-    running = start_sidecar("switchyard-failover", policies, logs)
-    yield running
-    running.process.stop()
+    with running_sidecar("switchyard-failover", policies, logs) as running:
+        yield running
 
 
 @pytest.fixture(autouse=True)

@@ -16,7 +16,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from control_plane.apps import key_digest
-from tests.e2e.conftest import ALPHA_KEY, Provider, Sidecar, provider_fixture, start_sidecar
+from tests.e2e.conftest import ALPHA_KEY, Provider, Sidecar, provider_fixture, running_sidecar
 
 CHECKOUT_KEY = "sk-app-checkout-0123456789"
 OTHER_KEY = "sk-app-other-team-0123456789"
@@ -74,9 +74,8 @@ def policies(tmp_path_factory: pytest.TempPathFactory, ops: Provider, ops_router
 
 @pytest.fixture(scope="module")
 def sidecar(logs: Path, policies: Path) -> Iterator[Sidecar]:
-    running = start_sidecar("switchyard-production", policies, logs)
-    yield running
-    running.process.stop()
+    with running_sidecar("switchyard-production", policies, logs) as running:
+        yield running
 
 
 @pytest.fixture(autouse=True)

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.conftest import Provider, Sidecar, provider_fixture, start_sidecar
+from tests.e2e.conftest import Provider, Sidecar, provider_fixture, running_sidecar
 from tests.support.otlp_receiver import OtlpReceiver, Span
 
 traced = provider_fixture("traced", scope="module")
@@ -46,10 +46,9 @@ routes:
   - {{name: code, description: writing code, model: gpt-4o}}
 default_model: gpt-4o
 """)
-    running = start_sidecar("switchyard-tracing", policies, logs, env={
-        "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.url, "OTEL_SERVICE_NAME": "switchyard-under-test"})
-    yield running
-    running.process.stop()
+    env = {"OTEL_EXPORTER_OTLP_ENDPOINT": receiver.url, "OTEL_SERVICE_NAME": "switchyard-under-test"}
+    with running_sidecar("switchyard-tracing", policies, logs, env=env) as running:
+        yield running
 
 
 def ask(sidecar: Sidecar, model: str, span_id: str) -> httpx.Response:
