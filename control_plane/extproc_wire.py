@@ -16,6 +16,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from control_plane.headers import METADATA_NAMESPACE
+from control_plane.protowire import WireError as WireError  # re-exported for callers
+from control_plane.protowire import LEN as _LEN
+from control_plane.protowire import VARINT as _VARINT
+from control_plane.protowire import read_fields
 from control_plane.processor import Action, Forward, Reply
 
 
@@ -34,11 +38,6 @@ _DYNAMIC_METADATA = 8
 _MODE_OVERRIDE = 9
 _OVERWRITE_IF_EXISTS_OR_ADD = 2
 _BODY_MODE_BUFFERED = 2
-_VARINT, _LEN = 0, 2
-
-
-class WireError(ValueError):
-    """Bytes that are not a well-formed protobuf message."""
 
 
 @dataclass(frozen=True)
@@ -52,55 +51,13 @@ class ProcessingRequest:
 # ---- reading ----------------------------------------------------------------------------
 
 
-def _varint(data: bytes, pos: int) -> tuple[int, int]:
-    result = shift = 0
-    while True:
-        if pos >= len(data):
-            raise WireError("truncated varint")
-        byte = data[pos]
-        pos += 1
-        result |= (byte & 0x7F) << shift
-        if byte < 0x80:
-            return result, pos
-        shift += 7
-        if shift > 63:
-            raise WireError("varint too long")
-
-
-def _fields(data: bytes) -> list[tuple[int, int | bytes]]:
-    """(field number, value) pairs: an int for varints, bytes for length-delimited fields."""
-    out: list[tuple[int, int | bytes]] = []
-    pos, end = 0, len(data)
-    while pos < end:
-        tag, pos = _varint(data, pos)
-        number, wire_type = tag >> 3, tag & 7
-        if wire_type == _VARINT:
-            value, pos = _varint(data, pos)
-            out.append((number, value))
-        elif wire_type == _LEN:
-            size, pos = _varint(data, pos)
-            if pos + size > end:
-                raise WireError("truncated field")
-            out.append((number, data[pos:pos + size]))
-            pos += size
-        elif wire_type == 1:
-            pos += 8
-        elif wire_type == 5:
-            pos += 4
-        else:
-            raise WireError(f"unsupported wire type {wire_type}")
-    if pos != end:
-        raise WireError("truncated fixed-width field")
-    return out
-
-
 def _header_map(data: bytes) -> dict[str, str]:
     headers: dict[str, str] = {}
-    for number, entry in _fields(data):
+    for number, entry in read_fields(data):
         if number != 1 or not isinstance(entry, bytes):
             continue
         key, value, raw = "", "", None
-        for n, v in _fields(entry):
+        for n, v in read_fields(entry):
             if isinstance(v, bytes):
                 if n == 1:
                     key = v.decode("utf-8", "replace")
@@ -114,14 +71,14 @@ def _header_map(data: bytes) -> dict[str, str]:
 
 
 def decode_request(data: bytes) -> ProcessingRequest:
-    for number, value in _fields(data):
+    for number, value in read_fields(data):
         phase = REQUEST_PHASES.get(number)
         if phase is None or not isinstance(value, bytes):
             continue
         headers: dict[str, str] = {}
         body = b""
         end_of_stream = False
-        for n, v in _fields(value):
+        for n, v in read_fields(value):
             if phase.endswith("_headers") and n == 1 and isinstance(v, bytes):
                 headers = _header_map(v)
             elif phase.endswith("_headers") and n == 3:

@@ -114,6 +114,8 @@ class RequestProcessor:
 
     def on_request_headers(self, headers: Mapping[str, str], end_of_stream: bool) -> Action:
         self.headers = headers
+        if not tracing.enabled():  # the hot path pays nothing for tracing it does not do
+            return self._on_headers(headers, end_of_stream)
         # One span per request decision (a child of the caller's trace, when it sent one).
         self.span = tracing.TRACER.start_span(
             "switchyard.decision", tracing.extract(self.trace_carrier or headers))
@@ -121,6 +123,8 @@ class RequestProcessor:
             return self._finish(self._on_headers(headers, end_of_stream))
 
     async def on_request_body(self, body: bytes) -> Action:
+        if not tracing.enabled():
+            return await self._on_body(body)
         with trace.use_span(self.span, end_on_exit=False):
             return self._finish(await self._on_body(body))
 
