@@ -13,6 +13,8 @@ from router_model.router import NO_ROUTE as NO_ROUTE  # re-exported: one constan
 EXPLICIT = "explicit"  # the app named a configured model; the router was not asked
 PASSTHROUGH = "passthrough"  # not a chat completion: sent to the default model's provider
 REJECTED = "rejected"  # Switchyard answered with an error (reason: the error code)
+CACHED = "cached"  # the same user turn was decided before (a retry, or a concurrent twin)
+STICKY = "sticky"  # an earlier decision carries on: a tool loop, or `stickiness: conversation`
 
 
 def routed(tier: str) -> str:

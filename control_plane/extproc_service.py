@@ -14,8 +14,7 @@ from envoy_data_plane.envoy.service.ext_proc.v3 import ExternalProcessorBase
 from grpclib.server import Stream
 
 from control_plane import extproc_wire as wire
-from control_plane.processor import Forward, RequestProcessor
-from control_plane.rate_limits import RateLimiter
+from control_plane.processor import Forward, RequestProcessor, Shared
 from control_plane.snapshot import SnapshotStore
 
 log = structlog.get_logger("switchyard.extproc")
@@ -32,9 +31,9 @@ def _trace_metadata(stream: Stream[bytes, bytes]) -> dict[str, str]:
 
 
 class ExtProcService(ExternalProcessorBase):
-    def __init__(self, snapshots: SnapshotStore, limiter: RateLimiter | None = None) -> None:
+    def __init__(self, snapshots: SnapshotStore, shared: Shared | None = None) -> None:
         self.snapshots = snapshots
-        self.limiter = limiter or RateLimiter()  # per-app request budgets, across requests
+        self.shared = shared or Shared()  # rate limits and decision caches, across requests
 
     async def handle(self, stream: Stream[bytes, bytes]) -> None:
         processor: RequestProcessor | None = None
@@ -42,7 +41,7 @@ class ExtProcService(ExternalProcessorBase):
             request = wire.decode_request(raw)
             if request.phase == "request_headers":
                 # The snapshot is taken once per request and kept to its end.
-                processor = RequestProcessor(self.snapshots.current, self.limiter,
+                processor = RequestProcessor(self.snapshots.current, self.shared,
                                              _trace_metadata(stream))
                 action = processor.on_request_headers(request.headers, request.end_of_stream)
                 await stream.send_message(wire.encode_response(request.phase, action))

@@ -54,6 +54,13 @@ REQUEST_SECONDS = Histogram(
     registry=REGISTRY,
 )
 
+DECISION_CACHE_ENTRIES = Gauge(
+    "switchyard_decision_cache_entries",
+    "Router decisions kept for reuse (per user turn or conversation), per policy.",
+    ["policy"],
+    registry=REGISTRY,
+)
+
 POLICY_RELOADS = Counter(
     "switchyard_policy_reloads",
     "Policy folder reloads, by result (ok: published; error: rejected, last good kept).",

@@ -11,10 +11,22 @@ import structlog
 from opentelemetry.trace import SpanKind, StatusCode
 
 from control_plane import tracing
-from control_plane.decision import EXPLICIT, NO_ROUTE, Decision, degraded, fallback, routed
+from control_plane.conversations import identify
+from control_plane.decision import (
+    CACHED,
+    EXPLICIT,
+    NO_ROUTE,
+    STICKY,
+    Decision,
+    degraded,
+    fallback,
+    routed,
+)
+from control_plane.decision_cache import CachedDecision, TurnCache
 from control_plane.openai_errors import RequestError
-from control_plane.policy import Model, Policy
+from control_plane.policy import CONVERSATION, Model, Policy
 from router_model.conversation import select_conversation
+from router_model.prompt import Message
 from router_model.router import Router, RouterOutcome, RouterQuery
 
 log = structlog.get_logger("switchyard.routing")
@@ -39,9 +51,11 @@ def _from_outcome(policy: Policy, outcome: RouterOutcome) -> tuple[Model, Decisi
 
 
 async def choose_model(
-    policy: Policy, model_name: str, messages: list[Any], router: Router
+    policy: Policy, model_name: str, messages: list[Any], router: Router,
+    cache: TurnCache | None = None, session: str | None = None,
 ) -> tuple[Model, Decision]:
-    """Explicit model -> that model; the router alias -> ask the router; else a 404."""
+    """Explicit model -> that model; the router alias -> the router's decision for this user turn
+    (from `cache` when it was made before); else a 404."""
     if model_name != policy.router_alias:
         model = policy.models.get(model_name)
         if model is None:
@@ -60,6 +74,39 @@ async def choose_model(
     conversation = select_conversation(messages)
     if not conversation:
         return default, _decision(policy, NO_ROUTE, default, fallback("no_user_text"), None)
+    turn = identify(messages, session) if cache is not None else None
+    if cache is None or turn is None:
+        return await _ask_router(policy, router, conversation)
+    key = turn.conversation if policy.decisions.stickiness == CONVERSATION else turn.turn
+    kept = cache.get(key)
+    fresh: tuple[Model, Decision] | None = None
+
+    async def decide() -> CachedDecision | None:
+        nonlocal fresh
+        fresh = await _ask_router(policy, router, conversation)
+        model, decision = fresh
+        # Only what the router decided is kept: a fallback after a failure is asked again.
+        if not decision.kind.startswith("routed:"):
+            return None
+        return CachedDecision(decision.route, model.name, turn.turn)
+
+    if kept is None:
+        kept, shared = await cache.once(key, decide)
+        if not shared and fresh is not None:
+            return fresh
+        if kept is None:  # a concurrent twin's router call failed: that fallback, again
+            return await _ask_router(policy, router, conversation)
+    # The same user turn asked again (a retry, a concurrent twin) is `cached`; a tool loop going
+    # on, or a later turn under `stickiness: conversation`, is `sticky`.
+    same_turn = kept.turn == turn.turn and not turn.continues
+    model = policy.models[kept.model]
+    return model, _decision(policy, kept.route, model, CACHED if same_turn else STICKY, None)
+
+
+async def _ask_router(
+    policy: Policy, router: Router, conversation: list[Message]
+) -> tuple[Model, Decision]:
+    default = policy.default_model
     # The router call, as a child span of the request's decision (Arch-Router gets its traceparent).
     with tracing.TRACER.start_as_current_span("switchyard.router", kind=SpanKind.CLIENT) as span:
         try:

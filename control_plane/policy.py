@@ -71,6 +71,18 @@ class Model:
         return bool(self.chain or self.context_window_fallbacks)
 
 
+TURN, CONVERSATION = "turn", "conversation"  # router.stickiness
+
+
+@dataclass(frozen=True)
+class DecisionSettings:
+    """How long router decisions are kept and reused (router.stickiness, router.cache)."""
+
+    stickiness: str = TURN
+    max_entries: int = 10_000
+    ttl_s: float = 3600.0
+
+
 @dataclass(frozen=True)
 class Route:
     name: str
@@ -90,6 +102,7 @@ class Policy:
     models: Mapping[str, Model]
     routes: tuple[Route, ...]
     default_model: Model
+    decisions: DecisionSettings = DecisionSettings()
     # Derived once per policy, not per request:
     route_specs: tuple[RouteSpec, ...] = field(init=False)  # the routes as routers see them
     routes_by_name: Mapping[str, Route] = field(init=False)

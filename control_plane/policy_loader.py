@@ -21,6 +21,7 @@ from control_plane.apps import APPS_FILE_STEM, App, Apps, key_digest
 from control_plane.failover_rules import DEFAULT_RULES
 from control_plane.policy import (
     DEFAULT_POLICY,
+    DecisionSettings,
     Model,
     Policy,
     PolicySet,
@@ -261,6 +262,7 @@ def _compile(spec: PolicySpec, name: str, file: str, digest: str) -> Policy:
             Route(x.name, x.description, models[x.model], tuple(x.examples)) for x in spec.routes
         ),
         default_model=models[spec.default_model],
+        decisions=DecisionSettings(r.stickiness, r.cache.max_entries, r.cache.ttl_s),
     )
 
 

@@ -6,7 +6,7 @@ error with a line number rather than a silently ignored setting.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
@@ -30,6 +30,11 @@ class EmbeddingSpec(_Strict):
     margin: Annotated[float, Field(ge=0, le=2)] = DEFAULT_MARGIN
 
 
+class DecisionCacheSpec(_Strict):
+    max_entries: Annotated[int, Field(ge=1, le=10_000_000)] = 10_000
+    ttl_s: Annotated[float, Field(gt=0, le=7 * 86_400)] = 3600.0
+
+
 class RouterSpec(_Strict):
     kind: str = ARCH_ROUTER
     # Where Arch-Router is served: required by the kinds that ask it (arch-router, hybrid).
@@ -39,6 +44,10 @@ class RouterSpec(_Strict):
     timeout_ms: Annotated[int, Field(gt=0, le=10_000)] = 400
     api_key_env: EnvVarName | None = None
     embedding: EmbeddingSpec = EmbeddingSpec()
+    # Whether a new user turn may change the model (turn), or the first decision holds for the
+    # whole conversation (conversation). Either way, a tool loop keeps its turn's model.
+    stickiness: Literal["turn", "conversation"] = "turn"
+    cache: DecisionCacheSpec = DecisionCacheSpec()
 
     @field_validator("kind")
     @classmethod

@@ -18,6 +18,7 @@ from opentelemetry.trace import StatusCode
 from control_plane import metrics, tracing
 from control_plane.apps import App
 from control_plane.chat_request import parse_chat_request, with_model
+from control_plane.conversations import SESSION_HEADER
 from control_plane.decision import NO_ROUTE, PASSTHROUGH, REJECTED, Decision
 from control_plane.headers import (
     CLIENT_CREDENTIAL_HEADERS,
@@ -31,6 +32,7 @@ from control_plane.limits import MAX_BODY_BYTES, body_too_large
 from control_plane.model_choice import choose_model
 from control_plane.openai_errors import RequestError
 from control_plane.policy import DEFAULT_POLICY, Model, Policy
+from control_plane.decision_cache import DecisionCaches
 from control_plane.rate_limits import RateLimiter
 from control_plane.snapshot import Snapshot
 
@@ -99,12 +101,20 @@ def _upstream_headers(set_headers: list[tuple[str, str]], client_headers: Mappin
     return tuple(set_headers), tuple(remove)
 
 
+@dataclass
+class Shared:
+    """What outlives one request: per-app rate limits and the router-decision caches."""
+
+    limiter: RateLimiter = field(default_factory=RateLimiter)
+    decisions: DecisionCaches = field(default_factory=DecisionCaches)
+
+
 class RequestProcessor:
-    def __init__(self, snapshot: Snapshot, limiter: RateLimiter | None = None,
+    def __init__(self, snapshot: Snapshot, shared: Shared | None = None,
                  trace_carrier: Mapping[str, str] | None = None) -> None:
         self.snapshot = snapshot
         self.policies = snapshot.policy_set
-        self.limiter = limiter or RateLimiter()  # shared by the ext_proc service across requests
+        self.shared = shared or Shared()  # the ext_proc service passes one for all requests
         self.policy: Policy | None = None
         self.app: App | None = None
         self.headers: Mapping[str, str] = {}
@@ -146,7 +156,7 @@ class RequestProcessor:
                 return self._reject(RequestError(
                     403, f"app '{self.app.name}' may not use policy '{name}'", "policy_not_allowed",
                     POLICY_HEADER))
-            wait_s = self.limiter.retry_after_s(self.app)
+            wait_s = self.shared.limiter.retry_after_s(self.app)
             if wait_s is not None:
                 return self._reject(RequestError(
                     429, f"app '{self.app.name}' is over its limit of "
@@ -203,7 +213,8 @@ class RequestProcessor:
                 raise RequestError(403, f"app '{self.app.name}' may not use model '{request.model}'",
                                    "model_not_allowed", "model")
             model, decision = await choose_model(  # the router is asked only for allowed requests
-                policy, request.model, request.messages, self.snapshot.routers[policy.name]
+                policy, request.model, request.messages, self.snapshot.routers[policy.name],
+                self.shared.decisions.for_policy(policy), self.headers.get(SESSION_HEADER),
             )
         except RequestError as error:
             return self._reject(error)

@@ -9,7 +9,7 @@ import pytest
 from control_plane.apps import App, key_digest, presented_key
 from control_plane.policy import PolicySet
 from control_plane.policy_loader import PolicyError, parse_apps, parse_policy
-from control_plane.processor import Forward, Reply, RequestProcessor
+from control_plane.processor import Forward, Reply, RequestProcessor, Shared
 from control_plane.rate_limits import RateLimiter
 from control_plane.snapshot import Snapshot
 from tests.support.scripted_router import ScriptedRouter
@@ -76,7 +76,8 @@ def chat(model: str) -> bytes:
 
 async def ask(policies: PolicySet, headers: dict[str, str], model: str = "small",
               limiter: RateLimiter | None = None) -> Forward | Reply:
-    processor = RequestProcessor(Snapshot(policies, {n: ScriptedRouter() for n in policies.policies}), limiter)
+    processor = RequestProcessor(Snapshot(policies, {n: ScriptedRouter() for n in policies.policies}),
+                                 Shared(limiter=limiter or RateLimiter()))
     first = processor.on_request_headers({":method": "POST", ":path": "/v1/chat/completions", **headers}, False)
     if isinstance(first, Reply):
         return first
