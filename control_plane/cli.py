@@ -106,7 +106,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     for name, policy in sorted(policies.items()):
         examples = sum(len(r.examples) for r in policy.routes)
         print(f"{policy.source}: ok (policy '{name}', router {policy.router.kind}, "
-              f"{len(policy.routes)} routes, {examples} examples, version {policy.version})")
+              f"{len(policy.routes)} routes, {examples} examples, "
+              f"stickiness {policy.decisions.stickiness}, version {policy.version})")
         for model in policy.models.values():
             if model.has_fallbacks:
                 line = " -> ".join((model.name, *model.chain))
