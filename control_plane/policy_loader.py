@@ -249,6 +249,7 @@ def _compile(spec: PolicySpec, name: str, file: str, digest: str) -> Policy:
         api_key_env=r.api_key_env,
         threshold=r.embedding.threshold,
         margin=r.embedding.margin,
+        one_step=r.one_step,
     )
     return Policy(
         name=name,

@@ -46,6 +46,8 @@ class RouterSpec(_Strict):
     embedding: EmbeddingSpec = EmbeddingSpec()
     # Whether a new user turn may change the model (turn), or the first decision holds for the
     # whole conversation (conversation). Either way, a tool loop keeps its turn's model.
+    # Arch-Router: ask for one token when the route names' first tokens differ (README).
+    one_step: bool = True
     stickiness: Literal["turn", "conversation"] = "turn"
     cache: DecisionCacheSpec = DecisionCacheSpec()
 

@@ -16,6 +16,7 @@ from router_model.client import ArchRouterClient, HttpSessions
 from router_model.embedding import EmbeddingRouter
 from router_model.encoder import Encoder
 from router_model.hybrid import HybridRouter
+from router_model.one_step import ServedTokenizer, plan_one_step
 from router_model.router import ARCH_ROUTER, EMBEDDING, RouteSpec, Router
 
 HYBRID = "hybrid"
@@ -37,6 +38,7 @@ class RouterConfig:
     api_key_env: str | None = None
     threshold: float = DEFAULT_THRESHOLD
     margin: float = DEFAULT_MARGIN
+    one_step: bool = True  # ask for one token when the route names allow it (one_step.py)
 
     @property
     def uses_arch_router(self) -> bool:
@@ -71,9 +73,14 @@ class RouterFactory:
     def arch_router(self, config: RouterConfig, routes: Sequence[RouteSpec]) -> ArchRouterClient:
         assert config.endpoint and config.model, "checked when the policy was loaded"
         api_key = os.environ.get(config.api_key_env) if config.api_key_env else None
-        return ArchRouterClient(
+        client = ArchRouterClient(
             self.sessions, routes, config.endpoint, config.model, config.timeout_ms, api_key
         )
+        if config.one_step:
+            tokenizer = ServedTokenizer(config.endpoint, config.model, api_key)
+            names = [r.name for r in routes]
+            client.plan_with(lambda: plan_one_step(names, tokenizer.tokenize, tokenizer.detokenize))
+        return client
 
     def embedding(self, config: RouterConfig, routes: Sequence[RouteSpec]) -> EmbeddingRouter:
         return EmbeddingRouter(self.encoder(), routes, config.threshold, self.executor)
