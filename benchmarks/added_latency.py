@@ -2,7 +2,7 @@
 
 Starts one local upstream, bare Envoy (same bootstrap minus the Switchyard filters) and
 `switchyard up`, then alternates requests between bare Envoy, a model without fallbacks (Envoy's
-direct path) and a model with a fallback chain (the guarded path, control_plane/failover.py), so
+direct path) and a model with a fallback chain (the guarded path, control_plane/failover/runner.py), so
 all three see the same machine noise.
 
     python benchmarks/added_latency.py [--requests 2000] [--concurrency 1]
@@ -27,9 +27,15 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from control_plane.envoy_config import EnvoyPorts, envoy_binary, provider_cluster, render_bootstrap, route_configuration  # noqa: E402
 from control_plane.headers import FAILOVER_CLUSTER  # noqa: E402
-from control_plane.policy_loader import load_policy_set  # noqa: E402
+from control_plane.policy.loader import load_policy_set  # noqa: E402
+from control_plane.xds.envoy_config import (  # noqa: E402
+    EnvoyPorts,
+    envoy_binary,
+    provider_cluster,
+    render_bootstrap,
+    route_configuration,
+)
 
 POLICY = """\
 version: 1

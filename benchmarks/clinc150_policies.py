@@ -25,7 +25,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from control_plane.policy_loader import parse_policy  # noqa: E402
+from control_plane.policy.loader import parse_policy  # noqa: E402
 from router_model.embedding import EmbeddingRouter  # noqa: E402
 from router_model.encoder import Encoder  # noqa: E402
 from router_model.prompt import Message  # noqa: E402

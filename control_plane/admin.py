@@ -7,10 +7,10 @@ from dataclasses import asdict
 
 from aiohttp import web
 
-from control_plane import metrics
-from control_plane.circuits import Circuits
-from control_plane.reloader import ReloadStatus
-from control_plane.snapshot import SnapshotStore
+from control_plane.failover.circuits import Circuits
+from control_plane.observability import metrics
+from control_plane.policy.reloader import ReloadStatus
+from control_plane.policy.snapshot import SnapshotStore
 
 ReadyCheck = Callable[[], Awaitable[bool]]
 

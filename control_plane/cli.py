@@ -13,21 +13,27 @@ from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
-from control_plane.apps import APPS_FILE_STEM, key_digest
-from control_plane.evaluation import DatasetError, evaluate, format_report, load_dataset, stderr_progress
-from control_plane.logging_setup import configure as configure_logging
-from control_plane.model_choice import choose_model
-from control_plane.policy import Policy
-from control_plane.policy_loader import (
-    apps_file,
-    load_apps_file,
+from control_plane.observability.logging_setup import configure as configure_logging
+from control_plane.policy.apps import APPS_FILE_STEM, key_digest
+from control_plane.policy.loader import (
     PolicyError,
     Problem,
+    apps_file,
+    load_apps_file,
     load_policies,
     load_policy_file,
     policy_files,
 )
-from control_plane.router_pool import RouterPool
+from control_plane.policy.model import Policy
+from control_plane.policy.router_pool import RouterPool
+from control_plane.routing.choice import choose_model
+from control_plane.routing.evaluation import (
+    DatasetError,
+    evaluate,
+    format_report,
+    load_dataset,
+    stderr_progress,
+)
 from control_plane.sidecar import HostPort, SidecarOptions, run
 from router_model.client import PreparedRoutes, build_request
 from router_model.conversation import select_conversation

@@ -5,7 +5,7 @@ from __future__ import annotations
 from urllib.parse import quote, unquote
 
 CLUSTER_HEADER = "x-switchyard-cluster"  # internal: set only by the processor, routes in Envoy
-# Its value for the guarded path (control_plane/failover.py; a static cluster in the bootstrap).
+# Its value for the guarded path (control_plane/failover/runner.py; a static cluster in the bootstrap).
 FAILOVER_CLUSTER = "switchyard_failover"
 # Client credentials never reach a provider: Switchyard injects the provider's own key.
 CLIENT_CREDENTIAL_HEADERS = ("authorization", "x-api-key", "api-key")

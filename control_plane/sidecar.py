@@ -18,23 +18,23 @@ import structlog
 from aiohttp import web
 from grpclib.server import Server
 
-from control_plane.access_log import AccessLogSink
-from control_plane import tracing
 from control_plane.admin import admin_app
-from control_plane.circuits import Circuits
 from control_plane.children import Child
-from control_plane.envoy_config import ENVOY_LOG_FORMAT, EnvoyPorts, envoy_binary, write_bootstrap
-from control_plane.extproc_service import ExtProcService
-from control_plane.failover import Failover
-from control_plane.grpc_codec import RawOrProtoCodec
-from control_plane.policy import PolicySet
-from control_plane.policy_loader import load_policy_set
-from control_plane.reloader import Reloader
-from control_plane.router_pool import RouterPool
-from control_plane.snapshot import SnapshotStore
-from control_plane.watcher import PolicyWatcher
-from control_plane.xds_cache import XdsCache
-from control_plane.xds_server import AdsServer
+from control_plane.extproc.codec import RawOrProtoCodec
+from control_plane.extproc.service import ExtProcService
+from control_plane.failover.circuits import Circuits
+from control_plane.failover.runner import Failover
+from control_plane.observability import tracing
+from control_plane.observability.access_log import AccessLogSink
+from control_plane.policy.loader import load_policy_set
+from control_plane.policy.model import PolicySet
+from control_plane.policy.reloader import Reloader
+from control_plane.policy.router_pool import RouterPool
+from control_plane.policy.snapshot import SnapshotStore
+from control_plane.policy.watcher import PolicyWatcher
+from control_plane.xds.cache import XdsCache
+from control_plane.xds.envoy_config import ENVOY_LOG_FORMAT, EnvoyPorts, envoy_binary, write_bootstrap
+from control_plane.xds.server import AdsServer
 from router_model.serving import RouterServing, vllm_command, vllm_env
 
 log = structlog.get_logger("switchyard.up")

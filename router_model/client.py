@@ -17,7 +17,7 @@ from opentelemetry import propagate
 from router_model.answer import parse_answer
 from router_model.one_step import OneStepPlan, one_step_request
 from router_model.prompt import Message, render_prompt, routes_json
-from router_model.router import ARCH_ROUTER, NO_ROUTE, RouteSpec, RouterOutcome, RouterQuery
+from router_model.router import ARCH_ROUTER, NO_ROUTE, RouterOutcome, RouterQuery, RouteSpec
 
 log = structlog.get_logger("switchyard.router")
 PLAN_RETRY_S = 30.0  # how often to retry working out the one-step plan while vLLM is unreachable

@@ -21,7 +21,7 @@ import numpy as np
 
 from router_model.encoder import Encoder, Vectors
 from router_model.prompt import Message
-from router_model.router import EMBEDDING, NO_ROUTE, RouteSpec, RouterOutcome, RouterQuery
+from router_model.router import EMBEDDING, NO_ROUTE, RouterOutcome, RouterQuery, RouteSpec
 
 # How much the previous user turn counts next to the latest one (a follow-up such as "and in
 # French?" borrows its topic from it). The latest turn dominates: it carries the intent routed.

@@ -17,7 +17,7 @@ from router_model.embedding import EmbeddingRouter
 from router_model.encoder import Encoder
 from router_model.hybrid import HybridRouter
 from router_model.one_step import ServedTokenizer, plan_one_step
-from router_model.router import ARCH_ROUTER, EMBEDDING, RouteSpec, Router
+from router_model.router import ARCH_ROUTER, EMBEDDING, Router, RouteSpec
 
 HYBRID = "hybrid"
 # On the CLINC150 dev split (README, "Routing quality") a threshold of 0.40 gave 83 % `other`

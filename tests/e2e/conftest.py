@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import trustme
 
-from control_plane.envoy_config import ENVOY_LOG_FORMAT, envoy_binary
+from control_plane.xds.envoy_config import ENVOY_LOG_FORMAT, envoy_binary
 from router_model.serving import RouterServing, vllm_command, vllm_env
 from router_model.standin import QUICKSTART_MODEL_NAMES, STANDIN_MODEL_NAME, ensure_standin_model
 from tests.support.processes import Process, free_port, http_json, python_module, wait_until

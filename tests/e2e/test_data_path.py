@@ -12,9 +12,9 @@ import time
 from pathlib import Path
 
 import httpx
-from prometheus_client.parser import text_string_to_metric_families
 import openai
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.e2e.conftest import ALPHA_KEY, BETA_KEY, Provider, Sidecar, start_sidecar
 from tests.support.processes import ROOT, Process

@@ -15,7 +15,7 @@ import openai
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from control_plane.apps import key_digest
+from control_plane.policy.apps import key_digest
 from tests.e2e.conftest import ALPHA_KEY, Provider, Sidecar, provider_fixture, running_sidecar
 
 CHECKOUT_KEY = "sk-app-checkout-0123456789"

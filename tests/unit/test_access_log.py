@@ -5,7 +5,11 @@ from __future__ import annotations
 import datetime
 
 from envoy_data_plane.envoy.config.core.v3 import Metadata
-from envoy_data_plane.envoy.data.accesslog.v3 import AccessLogCommon, HttpAccessLogEntry, HttpResponseProperties
+from envoy_data_plane.envoy.data.accesslog.v3 import (
+    AccessLogCommon,
+    HttpAccessLogEntry,
+    HttpResponseProperties,
+)
 from envoy_data_plane.envoy.service.accesslog.v3 import (
     StreamAccessLogsMessage,
     StreamAccessLogsMessageHttpAccessLogEntries,
@@ -13,8 +17,8 @@ from envoy_data_plane.envoy.service.accesslog.v3 import (
 )
 from envoy_data_plane.google.protobuf import Struct, Value
 
-from control_plane import metrics
-from control_plane.access_log import Entry, decode_entries, record
+from control_plane.observability import metrics
+from control_plane.observability.access_log import Entry, decode_entries, record
 
 
 def entry(fields: dict[str, str], status: int, seconds: float, model: str | None) -> HttpAccessLogEntry:

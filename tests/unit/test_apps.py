@@ -6,12 +6,12 @@ import json
 
 import pytest
 
-from control_plane.apps import App, key_digest, presented_key
-from control_plane.policy import PolicySet
-from control_plane.policy_loader import PolicyError, parse_apps, parse_policy
-from control_plane.processor import Forward, Reply, RequestProcessor, Shared
-from control_plane.rate_limits import RateLimiter
-from control_plane.snapshot import Snapshot
+from control_plane.extproc.processor import Forward, Reply, RequestProcessor, Shared
+from control_plane.extproc.rate_limits import RateLimiter
+from control_plane.policy.apps import App, key_digest, presented_key
+from control_plane.policy.loader import PolicyError, parse_apps, parse_policy
+from control_plane.policy.model import PolicySet
+from control_plane.policy.snapshot import Snapshot
 from tests.support.scripted_router import ScriptedRouter
 from tests.unit.test_policy_loader import GOOD
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from control_plane.circuits import CLOSED, HALF_OPEN, OPEN, Circuits
-from control_plane.failover_rules import FailoverRules
-from control_plane.policy import Model, Provider
+from control_plane.failover.circuits import CLOSED, HALF_OPEN, OPEN, Circuits
+from control_plane.failover.rules import FailoverRules
+from control_plane.policy.model import Model, Provider
 
 MODEL = Model("m", Provider("p", "http://127.0.0.1:1/v1"), "m-up",
               failover=FailoverRules(circuit_failures=2, circuit_cooldown_s=5))

@@ -15,8 +15,8 @@ import pytest
 import yaml
 
 from control_plane.cli import parser
-from control_plane.envoy_config import ENVOY_LOG_FORMAT, EnvoyPorts, envoy_binary, render_bootstrap
-from control_plane.policy_loader import load_policy_set
+from control_plane.policy.loader import load_policy_set
+from control_plane.xds.envoy_config import ENVOY_LOG_FORMAT, EnvoyPorts, envoy_binary, render_bootstrap
 from router_model.serving import RouterServing, vllm_args, vllm_env
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -104,7 +104,7 @@ def test_prometheus_scrapes_both_admin_ports_in_the_monitoring_profile(compose: 
 
 
 def test_dashboard_queries_name_only_metrics_that_exist() -> None:
-    from control_plane import metrics
+    from control_plane.observability import metrics
     exposed = {family.name for family in metrics.REGISTRY.collect()}
     dashboard = json.loads((ROOT / "monitoring" / "grafana-dashboard.json").read_text())
     exprs = [t["expr"] for panel in dashboard["panels"] for t in panel["targets"]]

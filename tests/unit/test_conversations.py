@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from control_plane.conversations import identify
+from control_plane.routing.conversations import identify
 
 SYSTEM = {"role": "system", "content": "you are a coding agent"}
 ASK = {"role": "user", "content": "fix the failing test"}

@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from control_plane.decision_cache import DecisionCaches, TurnCache
-from control_plane.model_choice import choose_model
-from control_plane.policy import Policy
-from control_plane.policy_loader import parse_policy
+from control_plane.policy.loader import parse_policy
+from control_plane.policy.model import Policy
+from control_plane.routing.cache import DecisionCaches, TurnCache
+from control_plane.routing.choice import choose_model
 from tests.support.scripted_router import ScriptedRouter
 from tests.unit.test_policy_loader import GOOD
 

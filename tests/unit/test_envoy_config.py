@@ -10,7 +10,10 @@ from typing import Any
 
 import yaml
 
-from control_plane.envoy_config import (
+from control_plane.headers import CLUSTER_HEADER
+from control_plane.policy.loader import load_policy_set
+from control_plane.xds.cache import CLUSTER_TYPE, ROUTE_TYPE
+from control_plane.xds.envoy_config import (
     ENVOY_LOG_FORMAT,
     EnvoyPorts,
     envoy_binary,
@@ -20,9 +23,6 @@ from control_plane.envoy_config import (
     write_bootstrap,
     xds_resources,
 )
-from control_plane.headers import CLUSTER_HEADER
-from control_plane.policy_loader import load_policy_set
-from control_plane.xds_cache import CLUSTER_TYPE, ROUTE_TYPE
 
 POLICIES = Path(__file__).resolve().parents[2] / "policies"
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from control_plane.evaluation import DatasetError, evaluate, format_report, load_dataset
-from control_plane.policy_loader import parse_policy
+from control_plane.policy.loader import parse_policy
+from control_plane.routing.evaluation import DatasetError, evaluate, format_report, load_dataset
 from router_model.router import RouterOutcome, RouterQuery
 from tests.unit.test_policy_loader import GOOD
 

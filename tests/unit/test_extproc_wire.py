@@ -15,8 +15,8 @@ from envoy_data_plane.envoy.service.ext_proc.v3 import (
 from hypothesis import given
 from hypothesis import strategies as st
 
-from control_plane import extproc_wire as wire
-from control_plane.processor import Forward, Reply
+from control_plane.extproc import wire
+from control_plane.extproc.processor import Forward, Reply
 
 header_names = st.text(st.characters(min_codepoint=0x21, max_codepoint=0x7E), min_size=1, max_size=20)
 header_values = st.text(st.characters(min_codepoint=0x20, max_codepoint=0xFF), max_size=60)

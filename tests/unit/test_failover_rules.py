@@ -1,4 +1,4 @@
-"""The failover rules, outcome by outcome (control_plane/failover_rules.py)."""
+"""The failover rules, outcome by outcome (control_plane/failover/rules.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from email.utils import format_datetime
 
 import pytest
 
-from control_plane.failover_rules import (
+from control_plane.failover.rules import (
     CONNECT_ERROR,
     DEFAULT_RULES,
     MALFORMED,

@@ -12,8 +12,8 @@ from envoy_data_plane.envoy.service.ext_proc.v3 import ProcessingResponse
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from control_plane import extproc_wire as wire
-from control_plane.processor import Forward, Reply
+from control_plane.extproc import wire
+from control_plane.extproc.processor import Forward, Reply
 from tests.support.scripted_router import ScriptedRouter
 from tests.unit.test_processor import CHAT_HEADERS, make
 

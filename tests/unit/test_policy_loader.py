@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from control_plane.policy_loader import PolicyError, load_policy_set, parse_policy
+from control_plane.policy.loader import PolicyError, load_policy_set, parse_policy
 
 GOOD = """\
 version: 1

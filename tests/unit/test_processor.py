@@ -6,11 +6,11 @@ import json
 
 import pytest
 
+from control_plane.extproc.processor import Forward, Reply, RequestProcessor
 from control_plane.headers import CLUSTER_HEADER, FAILOVER_CLUSTER, PLAN_HEADER, parse_plan
-from control_plane.policy import PolicySet
-from control_plane.policy_loader import parse_policy
-from control_plane.processor import Forward, Reply, RequestProcessor
-from control_plane.snapshot import Snapshot
+from control_plane.policy.loader import parse_policy
+from control_plane.policy.model import PolicySet
+from control_plane.policy.snapshot import Snapshot
 from tests.support.scripted_router import ScriptedRouter
 from tests.unit.test_policy_loader import GOOD
 

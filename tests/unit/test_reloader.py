@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from control_plane.policy_loader import load_policy_set
-from control_plane.reloader import Reloader
-from control_plane.router_pool import FixedRouterPool
-from control_plane.snapshot import Snapshot, SnapshotStore
-from control_plane.xds_cache import CLUSTER_TYPE, XdsCache
+from control_plane.policy.loader import load_policy_set
+from control_plane.policy.reloader import Reloader
+from control_plane.policy.router_pool import FixedRouterPool
+from control_plane.policy.snapshot import Snapshot, SnapshotStore
+from control_plane.xds.cache import CLUSTER_TYPE, XdsCache
 from tests.support.scripted_router import ScriptedRouter
 from tests.unit.test_policy_loader import GOOD
 

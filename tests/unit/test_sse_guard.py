@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from control_plane.sse_guard import MalformedStream, SseGuard, error_event
+from control_plane.failover.sse_guard import MalformedStream, SseGuard, error_event
 
 
 def event(data: str) -> bytes:

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from control_plane.policy_loader import PolicyError, load_policy_set
-from control_plane.watcher import PolicyWatcher
+from control_plane.policy.loader import PolicyError, load_policy_set
+from control_plane.policy.watcher import PolicyWatcher
 from tests.unit.test_policy_loader import GOOD
 
 

@@ -9,9 +9,9 @@ from envoy_data_plane.envoy.service.discovery.v3 import AggregatedDiscoveryServi
 from envoy_data_plane.google.rpc import Status
 from grpclib.testing import ChannelFor
 
-from control_plane.grpc_codec import RawOrProtoCodec
-from control_plane.xds_cache import CLUSTER_TYPE, EnvoyRejected, XdsCache
-from control_plane.xds_server import AdsServer
+from control_plane.extproc.codec import RawOrProtoCodec
+from control_plane.xds.cache import CLUSTER_TYPE, EnvoyRejected, XdsCache
+from control_plane.xds.server import AdsServer
 
 
 def clusters(*names: str) -> dict[str, list[Cluster]]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from control_plane.policy import PolicySet
+from control_plane.policy.model import PolicySet
 from router_model.router import Router
 
 

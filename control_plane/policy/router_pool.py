@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import asyncio
 
-from control_plane.policy import Policy, PolicySet
-from control_plane.snapshot import Snapshot
+from control_plane.policy.model import Policy, PolicySet
+from control_plane.policy.snapshot import Snapshot
 from router_model.kinds import RouterFactory
 from router_model.router import Router
 

@@ -12,7 +12,7 @@ from prometheus_client import (
     generate_latest,
 )
 
-from control_plane.decision import Decision
+from control_plane.routing.decision import Decision
 
 disable_created_metrics()  # type: ignore[no-untyped-call]  # no `_created` series: they double the series count for nothing
 REGISTRY = CollectorRegistry()
@@ -87,7 +87,7 @@ def exposition() -> bytes:
     return generate_latest(REGISTRY)
 
 
-# The guarded path (control_plane/failover.py).
+# The guarded path (control_plane/failover/runner.py).
 ATTEMPTS = Counter(
     "switchyard_attempts",
     "Provider attempts on the guarded path, by policy, model and result (status or error).",

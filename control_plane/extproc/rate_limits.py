@@ -11,7 +11,7 @@ import math
 import time
 from collections.abc import Callable
 
-from control_plane.apps import App
+from control_plane.policy.apps import App
 
 
 class RateLimiter:

@@ -17,9 +17,9 @@ import yaml
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
-from control_plane.apps import APPS_FILE_STEM, App, Apps, key_digest
-from control_plane.failover_rules import DEFAULT_RULES
-from control_plane.policy import (
+from control_plane.failover.rules import DEFAULT_RULES
+from control_plane.policy.apps import APPS_FILE_STEM, App, Apps, key_digest
+from control_plane.policy.model import (
     DEFAULT_POLICY,
     DecisionSettings,
     Model,
@@ -28,7 +28,7 @@ from control_plane.policy import (
     Provider,
     Route,
 )
-from control_plane.policy_schema import AppsSpec, PolicySpec
+from control_plane.policy.schema import AppsSpec, PolicySpec
 from router_model.kinds import RouterConfig
 from router_model.router import NO_ROUTE
 

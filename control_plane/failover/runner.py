@@ -4,7 +4,7 @@ here (an HTTP server in the processor process) instead of straight to a provider
 Envoy cannot give each attempt its own body `model` and key, choose the next model by *why* the
 last one failed, wait for a first SSE event before committing the app to an answer, or read an
 SSE stream to tell a finished answer from a truncated one. This module does exactly that, with
-the rules of control_plane/failover_rules.py and the circuits of control_plane/circuits.py.
+the rules of control_plane/failover/rules.py and the circuits of control_plane/failover/circuits.py.
 Requests with nothing to fall back to and no stream stay on Envoy's direct path (faster).
 """
 
@@ -24,10 +24,9 @@ from aiohttp import web
 from multidict import CIMultiDict
 from opentelemetry.trace import SpanKind, StatusCode
 
-from control_plane import metrics, tracing
-from control_plane.circuits import Circuits
-from control_plane.continuation import continuable, continuation_body
-from control_plane.failover_rules import (
+from control_plane.failover.circuits import Circuits
+from control_plane.failover.continuation import continuable, continuation_body
+from control_plane.failover.rules import (
     CIRCUIT_OPEN,
     CONNECT_ERROR,
     MALFORMED,
@@ -38,6 +37,7 @@ from control_plane.failover_rules import (
     Step,
     next_step,
 )
+from control_plane.failover.sse_guard import MalformedStream, SseGuard, error_event
 from control_plane.headers import (
     ATTEMPTS_HEADER,
     CLIENT_CREDENTIAL_HEADERS,
@@ -45,10 +45,10 @@ from control_plane.headers import (
     PLAN_HEADER,
     parse_plan,
 )
+from control_plane.observability import metrics, tracing
 from control_plane.openai_errors import error_body
-from control_plane.policy import Model, Policy, Provider
-from control_plane.snapshot import SnapshotStore
-from control_plane.sse_guard import MalformedStream, SseGuard, error_event
+from control_plane.policy.model import Model, Policy, Provider
+from control_plane.policy.snapshot import SnapshotStore
 
 log = structlog.get_logger("switchyard.failover")
 

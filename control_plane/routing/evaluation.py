@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from control_plane.model_choice import choose_model
-from control_plane.policy import Policy
+from control_plane.policy.model import Policy
+from control_plane.routing.choice import choose_model
 from router_model.router import NO_ROUTE, Router
 
 

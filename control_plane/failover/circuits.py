@@ -11,8 +11,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from control_plane import metrics
-from control_plane.policy import Model
+from control_plane.observability import metrics
+from control_plane.policy.model import Model
 
 CLOSED, OPEN, HALF_OPEN = "closed", "open", "half_open"
 

@@ -20,13 +20,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+# Registers the TLS context type so typed_config Any fields resolve.
+import envoy_data_plane.envoy.extensions.transport_sockets.tls.v3  # noqa: F401
 import yaml
-
 from envoy_data_plane.envoy.config.cluster.v3 import Cluster
 from envoy_data_plane.envoy.config.route.v3 import RouteConfiguration
 
-# Registers the TLS context type so typed_config Any fields resolve.
-import envoy_data_plane.envoy.extensions.transport_sockets.tls.v3  # noqa: F401
 from control_plane.headers import (
     ATTEMPTS_HEADER,
     CLUSTER_HEADER,
@@ -35,15 +34,15 @@ from control_plane.headers import (
     METADATA_NAMESPACE,
     MODEL_HEADER,
 )
-from control_plane import tracing
 from control_plane.limits import MAX_BODY_BYTES, TOO_LARGE_MESSAGE
+from control_plane.observability import tracing
 from control_plane.openai_errors import error_body
-from control_plane.policy import Provider
-from control_plane.xds_cache import CLUSTER_TYPE, ROUTE_TYPE
+from control_plane.policy.model import Provider
+from control_plane.xds.cache import CLUSTER_TYPE, ROUTE_TYPE
 
 # envoy/ beside the packages in a checkout; an installed image points here with an env var.
 TEMPLATE = Path(os.environ.get(
-    "SWITCHYARD_ENVOY_TEMPLATE", Path(__file__).resolve().parent.parent / "envoy" / "bootstrap.yaml"
+    "SWITCHYARD_ENVOY_TEMPLATE", Path(__file__).resolve().parents[2] / "envoy" / "bootstrap.yaml"
 ))
 # Envoy's own log lines as JSON, like ours (`%j`: the message, JSON-escaped).
 ENVOY_LOG_FORMAT = '{"timestamp":"%Y-%m-%dT%T.%f%z","level":"%l","logger":"envoy.%n","event":"%j"}'
@@ -161,7 +160,7 @@ def provider_route(provider: Provider) -> dict[str, Any]:
 
 
 def failover_route() -> dict[str, Any]:
-    """The guarded path: Envoy hands the request to control_plane/failover.py, which bounds every
+    """The guarded path: Envoy hands the request to control_plane/failover/runner.py, which bounds every
     attempt itself (no route timeout: a healthy stream may last as long as it needs)."""
     header = {"name": CLUSTER_HEADER, "string_match": {"exact": FAILOVER_CLUSTER}}
     return {

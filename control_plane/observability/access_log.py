@@ -21,8 +21,8 @@ import structlog
 from envoy_data_plane.envoy.service.accesslog.v3 import AccessLogServiceBase
 from grpclib.server import Stream
 
-from control_plane import metrics
 from control_plane.headers import METADATA_NAMESPACE, MODEL_HEADER
+from control_plane.observability import metrics
 from control_plane.protowire import WireError, message_fields, string_map
 
 log = structlog.get_logger("switchyard.access_log")

@@ -15,11 +15,8 @@ import structlog
 from opentelemetry import trace
 from opentelemetry.trace import StatusCode
 
-from control_plane import metrics, tracing
-from control_plane.apps import App
-from control_plane.chat_request import parse_chat_request, with_model
-from control_plane.conversations import SESSION_HEADER
-from control_plane.decision import NO_ROUTE, PASSTHROUGH, REJECTED, Decision
+from control_plane.extproc.chat_request import parse_chat_request, with_model
+from control_plane.extproc.rate_limits import RateLimiter
 from control_plane.headers import (
     CLIENT_CREDENTIAL_HEADERS,
     CLUSTER_HEADER,
@@ -29,12 +26,15 @@ from control_plane.headers import (
     plan_value,
 )
 from control_plane.limits import MAX_BODY_BYTES, body_too_large
-from control_plane.model_choice import choose_model
+from control_plane.observability import metrics, tracing
 from control_plane.openai_errors import RequestError
-from control_plane.policy import DEFAULT_POLICY, Model, Policy
-from control_plane.decision_cache import DecisionCaches
-from control_plane.rate_limits import RateLimiter
-from control_plane.snapshot import Snapshot
+from control_plane.policy.apps import App
+from control_plane.policy.model import DEFAULT_POLICY, Model, Policy
+from control_plane.policy.snapshot import Snapshot
+from control_plane.routing.cache import DecisionCaches
+from control_plane.routing.choice import choose_model
+from control_plane.routing.conversations import SESSION_HEADER
+from control_plane.routing.decision import NO_ROUTE, PASSTHROUGH, REJECTED, Decision
 
 log = structlog.get_logger("switchyard.processor")
 

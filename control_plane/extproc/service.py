@@ -13,9 +13,9 @@ import structlog
 from envoy_data_plane.envoy.service.ext_proc.v3 import ExternalProcessorBase
 from grpclib.server import Stream
 
-from control_plane import extproc_wire as wire
-from control_plane.processor import Forward, RequestProcessor, Shared
-from control_plane.snapshot import SnapshotStore
+from control_plane.extproc import wire
+from control_plane.extproc.processor import Forward, RequestProcessor, Shared
+from control_plane.policy.snapshot import SnapshotStore
 
 log = structlog.get_logger("switchyard.extproc")
 PROCESS_METHOD = "/envoy.service.ext_proc.v3.ExternalProcessor/Process"

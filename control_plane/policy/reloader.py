@@ -18,13 +18,13 @@ from pathlib import Path
 
 import structlog
 
-from control_plane import metrics
-from control_plane.envoy_config import xds_resources
-from control_plane.policy import providers_of
-from control_plane.policy_loader import PolicyError, load_policy_set
-from control_plane.router_pool import RouterPool
-from control_plane.snapshot import SnapshotStore
-from control_plane.xds_cache import EnvoyRejected, XdsCache
+from control_plane.observability import metrics
+from control_plane.policy.loader import PolicyError, load_policy_set
+from control_plane.policy.model import providers_of
+from control_plane.policy.router_pool import RouterPool
+from control_plane.policy.snapshot import SnapshotStore
+from control_plane.xds.cache import EnvoyRejected, XdsCache
+from control_plane.xds.envoy_config import xds_resources
 
 log = structlog.get_logger("switchyard.reload")
 

@@ -15,13 +15,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from control_plane.extproc.processor import Action, Forward, Reply
 from control_plane.headers import METADATA_NAMESPACE
-from control_plane.protowire import WireError as WireError  # re-exported for callers
 from control_plane.protowire import LEN as _LEN
 from control_plane.protowire import VARINT as _VARINT
+from control_plane.protowire import WireError as WireError  # re-exported for callers
 from control_plane.protowire import read_fields
-from control_plane.processor import Action, Forward, Reply
-
 
 # ProcessingRequest oneof `request`: field number -> phase name.
 REQUEST_PHASES = {

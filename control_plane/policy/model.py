@@ -11,8 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from control_plane.apps import APPS_FILE_STEM, Apps
-from control_plane.failover_rules import DEFAULT_RULES, FailoverRules
+from control_plane.failover.rules import DEFAULT_RULES, FailoverRules
+from control_plane.policy.apps import APPS_FILE_STEM, Apps
 from router_model.kinds import RouterConfig
 from router_model.router import RouteSpec
 

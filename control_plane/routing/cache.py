@@ -14,15 +14,15 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from control_plane import metrics
-from control_plane.policy import Policy
+from control_plane.observability import metrics
+from control_plane.policy.model import Policy
 
 
 @dataclass(frozen=True)
 class CachedDecision:
     route: str
     model: str  # configured model name
-    turn: str  # the user turn it was decided for (control_plane/conversations.py)
+    turn: str  # the user turn it was decided for (control_plane/routing/conversations.py)
 
 
 class TurnCache:

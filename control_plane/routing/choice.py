@@ -10,9 +10,12 @@ from typing import Any
 import structlog
 from opentelemetry.trace import SpanKind, StatusCode
 
-from control_plane import tracing
-from control_plane.conversations import identify
-from control_plane.decision import (
+from control_plane.observability import tracing
+from control_plane.openai_errors import RequestError
+from control_plane.policy.model import CONVERSATION, Model, Policy
+from control_plane.routing.cache import CachedDecision, TurnCache
+from control_plane.routing.conversations import identify
+from control_plane.routing.decision import (
     CACHED,
     EXPLICIT,
     NO_ROUTE,
@@ -22,9 +25,6 @@ from control_plane.decision import (
     fallback,
     routed,
 )
-from control_plane.decision_cache import CachedDecision, TurnCache
-from control_plane.openai_errors import RequestError
-from control_plane.policy import CONVERSATION, Model, Policy
 from router_model.conversation import select_conversation
 from router_model.prompt import Message
 from router_model.router import Router, RouterOutcome, RouterQuery

@@ -10,7 +10,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
-from control_plane.continuation import STYLES as CONTINUATION_STYLES
+from control_plane.failover.continuation import STYLES as CONTINUATION_STYLES
 from router_model.kinds import DEFAULT_MARGIN, DEFAULT_THRESHOLD, KINDS
 from router_model.router import ARCH_ROUTER
 
@@ -71,7 +71,7 @@ Count = Annotated[int, Field(ge=0, le=20)]
 
 
 class FailoverSpec(_Strict):
-    """Retry rules and time limits (control_plane/failover_rules.py); unset keys inherit: model
+    """Retry rules and time limits (control_plane/failover/rules.py); unset keys inherit: model
     <- policy `failover:` <- built-in defaults."""
 
 
@@ -97,7 +97,7 @@ class ModelSpec(_Strict):
     # Tried only when this model answers "context length exceeded".
     context_window_fallbacks: Annotated[list[Name], Field(max_length=20)] = []
     failover: FailoverSpec = FailoverSpec()
-    # This model can continue a partial answer, and how to ask it (control_plane/continuation.py):
+    # This model can continue a partial answer, and how to ask it (control_plane/failover/continuation.py):
     # a stream that breaks mid-answer on a model before it in a chain is finished here.
     assistant_prefix: str | None = None
 

@@ -1,6 +1,6 @@
 """Failover rules: what each failed attempt leads to, as pure functions (no I/O, no clock).
 
-The guarded path (control_plane/failover.py) runs the attempts; this module decides, for every
+The guarded path (control_plane/failover/runner.py) runs the attempts; this module decides, for every
 outcome, whether to retry the same model (and after how long), go to the next fallback, switch to
 the context-window fallbacks, or pass the provider's answer to the app as it is.
 """
@@ -10,8 +10,8 @@ from __future__ import annotations
 import enum
 import json
 import random
-from dataclasses import dataclass, fields, replace
 from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from typing import Any

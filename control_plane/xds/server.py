@@ -20,7 +20,7 @@ from envoy_data_plane.envoy.service.discovery.v3 import (
 )
 from envoy_data_plane.google.protobuf import Any as AnyMessage
 
-from control_plane.xds_cache import XdsCache, XdsSnapshot
+from control_plane.xds.cache import XdsCache, XdsSnapshot
 
 log = structlog.get_logger("switchyard.xds")
 _stream_ids = itertools.count(1)

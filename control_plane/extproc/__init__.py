@@ -1,0 +1,1 @@
+"""The ext_proc processor: one request's decision, and Envoy's wire format for it."""

@@ -1,0 +1,1 @@
+"""The guarded path: attempts, retry rules, circuits, stream checks, continuation."""

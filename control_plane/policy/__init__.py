@@ -1,0 +1,1 @@
+"""The policy model, its files (policies/*.yaml, apps.yaml), and live reloading."""

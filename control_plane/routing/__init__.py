@@ -1,0 +1,1 @@
+"""Which model serves a chat request, the decision record, and its reuse across turns."""
