@@ -26,17 +26,19 @@ DELIBERATE = {"503 processor_unavailable"}
 
 
 async def one(client: openai.AsyncOpenAI, index: int) -> str:
+    # Every conversation is new: a repeated one would be answered from the decision cache, and
+    # the router (whose failures this test is about) would not be asked.
     model = "auto" if index % 2 == 0 else "alpha-chat"
     stream = index % 4 >= 2
     extra = {"x-switchyard-policy": "scripted"}
     try:
         if not stream:
             raw = await client.chat.completions.with_raw_response.create(
-                model=model, messages=[{"role": "user", "content": "hi"}], extra_headers=extra)
+                model=model, messages=[{"role": "user", "content": f"hi {index}"}], extra_headers=extra)
             raw.parse()
             return f"2xx {raw.headers['x-switchyard-decision']}"
         raw = await client.chat.completions.with_raw_response.create(
-            model=model, messages=[{"role": "user", "content": "hi"}], extra_headers=extra, stream=True)
+            model=model, messages=[{"role": "user", "content": f"hi {index}"}], extra_headers=extra, stream=True)
         finished = False
         async for chunk in raw.parse():
             finished = finished or any(c.finish_reason == "stop" for c in chunk.choices)

@@ -6,6 +6,7 @@ The last test kills the vLLM router, so it stays last in this module.
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import time
@@ -27,8 +28,13 @@ def client(sidecar: Sidecar) -> openai.OpenAI:
     return openai.OpenAI(base_url=sidecar.base_url, api_key=CLIENT_KEY, max_retries=0, timeout=120)
 
 
-def ask(sidecar: Sidecar, model: str, text: str = "write a python function that reverses a list",
+_asks = itertools.count(1)
+
+
+def ask(sidecar: Sidecar, model: str, text: str | None = None,
         headers: dict[str, str] | None = None) -> tuple[dict[str, str], object]:
+    # A new conversation each time by default: a repeated one would get the cached decision.
+    text = text or f"write a python function that reverses a list (request {next(_asks)})"
     raw = client(sidecar).chat.completions.with_raw_response.create(
         model=model, messages=[{"role": "user", "content": text}], extra_headers=headers or {})
     return {k.lower(): v for k, v in raw.headers.items()}, raw.parse()

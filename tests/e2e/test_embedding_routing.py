@@ -118,7 +118,8 @@ def test_hybrid_moves_to_the_embedding_tier_when_arch_router_dies(
         headers, _ = ask(sidecar, "write a Python class for a bank account")
         assert (headers["x-switchyard-decision"], headers["x-switchyard-route"]) == ("routed:arch-router", "travel")
         arch.process.stop()
-        outcomes = [ask(sidecar, "write a Python class for a bank account")[0] for _ in range(5)]
+        # New conversations: the decision cached for the first one would be reused otherwise.
+        outcomes = [ask(sidecar, f"write a Python class for a bank account, variant {i}")[0] for i in range(5)]
         assert {(h["x-switchyard-decision"], h["x-switchyard-route"], h["x-switchyard-model"]) for h in outcomes} \
             == {("degraded:router_unavailable", "code_generation", "beta-chat")}
     finally:

@@ -5,6 +5,7 @@ and request/decision/rejection metrics that add up to what was sent."""
 from __future__ import annotations
 
 import collections
+import itertools
 import json
 import time
 from collections.abc import Iterator
@@ -99,8 +100,12 @@ def post(sidecar: Sidecar, key: str | None, body: bytes | dict, policy: str = "d
     return httpx.post(f"{sidecar.base_url}/chat/completions", content=content, headers=headers, timeout=30)
 
 
+_chats = itertools.count(1)
+
+
 def chat(model: str = "chat") -> dict:
-    return {"model": model, "messages": [{"role": "user", "content": "hello there"}]}
+    # A new conversation each time: a repeated one would get the cached router decision.
+    return {"model": model, "messages": [{"role": "user", "content": f"hello there ({next(_chats)})"}]}
 
 
 def test_app_keys_decide_who_may_call_what(sidecar: Sidecar, ops: Provider) -> None:
