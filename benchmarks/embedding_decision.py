@@ -71,7 +71,8 @@ async def measure(url: str, requests: int) -> dict[str, list[float]]:
     async with aiohttp.ClientSession() as session:
         await wait_ready(session, url)
         for index in range(50 + requests):
-            text = QUERIES[index % len(QUERIES)]
+            # A new conversation each time: a repeated one would be a cached decision.
+            text = f"{QUERIES[index % len(QUERIES)]} ({index})"
             explicit, _ = await one(session, url, body("assistant", text))
             routed, decided = await one(session, url, body("auto", text))
             if index >= 50:  # after warm-up
