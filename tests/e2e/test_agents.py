@@ -132,7 +132,7 @@ def test_the_cache_stays_within_its_size(sidecar: Sidecar, agent_router: Provide
 
 
 def test_concurrent_identical_requests_make_one_router_call(sidecar: Sidecar, agent_router: Provider) -> None:
-    agent_router.control(route="code", delay_ms=500)
+    agent_router.control(route="code", delay_ms=1000)  # all five arrive while the first is asked
     turn = [{"role": "user", "content": "add type hints to models.py"}]
     with concurrent.futures.ThreadPoolExecutor(5) as pool:
         kinds = list(pool.map(lambda _: send(sidecar, turn)[0], range(5)))

@@ -60,7 +60,7 @@ def ask(sidecar: Sidecar, model: str, span_id: str) -> httpx.Response:
 
 
 def one_span(receiver: OtlpReceiver, name: str, parent: str) -> Span:
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 20  # Envoy's tracer flushes every 5 s
     while True:
         found = [s for s in receiver.named(name, APP_TRACE) if s.parent_id == parent]
         if found or time.monotonic() > deadline:
