@@ -6,6 +6,7 @@ Pure functions over bytes and dicts; nothing here knows about Envoy.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,8 +48,8 @@ def parse_chat_request(raw: bytes) -> ChatRequest:
     return ChatRequest(body=body, model=model, messages=messages)
 
 
-def with_model(request: ChatRequest, upstream_model: str) -> bytes:
-    """The body to send upstream: identical but for `model`."""
-    body = dict(request.body)
-    body["model"] = upstream_model
-    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+def with_model(body: Mapping[str, Any], upstream_model: str) -> bytes:
+    """The body to send upstream: identical but for `model` (the direct path, and each attempt
+    of the guarded path)."""
+    return json.dumps({**body, "model": upstream_model}, ensure_ascii=False,
+                      separators=(",", ":")).encode()

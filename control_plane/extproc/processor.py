@@ -7,7 +7,6 @@ an action; extproc_messages turns actions into Envoy messages. Nothing here impo
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
@@ -78,11 +77,10 @@ def _declared_length(headers: Mapping[str, str]) -> int:
 
 def _direct_headers(model: Model) -> list[tuple[str, str]]:
     """Envoy sends the request straight to `model`'s provider, with the provider's key."""
-    provider = model.provider
-    set_headers = [(CLUSTER_HEADER, provider.cluster)]
-    key = os.environ.get(provider.api_key_env) if provider.api_key_env else None
-    if key:
-        set_headers.append(("authorization", f"Bearer {key}"))
+    set_headers = [(CLUSTER_HEADER, model.provider.cluster)]
+    authorization = model.provider.authorization()
+    if authorization:
+        set_headers.append(("authorization", authorization))
     return set_headers
 
 
@@ -218,21 +216,19 @@ class RequestProcessor:
             )
         except RequestError as error:
             return self._reject(error)
-        if self.app is not None:
-            decision = replace(decision, app=self.app.name)
         if model.has_fallbacks:
             # The guarded path rewrites `model` per attempt: the body goes on untouched.
             return self._forward(_guarded_headers(policy, model), decision, model)
-        body = with_model(request, model.upstream_model)
+        body = with_model(request.body, model.upstream_model)
         return self._forward(_direct_headers(model), decision, model, body)
 
     def _forward_to(self, model: Model, decision: Decision) -> Forward:
-        if self.app is not None:
-            decision = replace(decision, app=self.app.name)
         return self._forward(_direct_headers(model), decision, model)
 
     def _forward(self, headers: list[tuple[str, str]], decision: Decision, model: Model,
                  body: bytes | None = None) -> Forward:
+        if self.app is not None:
+            decision = replace(decision, app=self.app.name)
         # The provider (or the guarded path) continues this trace: W3C traceparent.
         set_headers, remove = _upstream_headers(headers + list(tracing.inject().items()), self.headers)
         if body is not None:

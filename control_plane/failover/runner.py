@@ -1,18 +1,17 @@
-"""The guarded path: chat requests whose model has fallbacks, and every stream, are sent by Envoy
+"""The guarded path: chat requests whose model has fallbacks (streaming or not) are sent by Envoy
 here (an HTTP server in the processor process) instead of straight to a provider.
 
 Envoy cannot give each attempt its own body `model` and key, choose the next model by *why* the
 last one failed, wait for a first SSE event before committing the app to an answer, or read an
 SSE stream to tell a finished answer from a truncated one. This module does exactly that, with
 the rules of control_plane/failover/rules.py and the circuits of control_plane/failover/circuits.py.
-Requests with nothing to fall back to and no stream stay on Envoy's direct path (faster).
+Requests with nothing to fall back to stay on Envoy's direct path (faster).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import os
 import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -24,6 +23,7 @@ from aiohttp import web
 from multidict import CIMultiDict
 from opentelemetry.trace import SpanKind, StatusCode
 
+from control_plane.extproc.chat_request import with_model
 from control_plane.failover.circuits import Circuits
 from control_plane.failover.continuation import continuable, continuation_body
 from control_plane.failover.rules import (
@@ -186,8 +186,7 @@ class Failover:
     async def _try(self, exchange: Exchange, model: Model, body: dict[str, Any],
                    remaining_s: float) -> tuple[Started | None, Outcome]:
         """One attempt, accounted for: attempts header, metrics, the model's circuit."""
-        payload = json.dumps({**body, "model": model.upstream_model},
-                             ensure_ascii=False, separators=(",", ":")).encode()
+        payload = with_model(body, model.upstream_model)
         self.circuits.begin(model)
         # Each attempt is a span under the request's decision span; the provider gets its context.
         with tracing.TRACER.start_as_current_span(
@@ -323,9 +322,9 @@ class Failover:
     def _provider_headers(incoming: Mapping[str, str], provider: Provider) -> dict[str, str]:
         headers = {k: v for k, v in incoming.items() if k.lower() not in _DROP_REQUEST
                    and not k.lower().startswith(("x-switchyard-", "x-envoy-"))}
-        key = os.environ.get(provider.api_key_env) if provider.api_key_env else None
-        if key:
-            headers["authorization"] = f"Bearer {key}"
+        authorization = provider.authorization()
+        if authorization:
+            headers["authorization"] = authorization
         headers["content-type"] = "application/json"
         return headers
 

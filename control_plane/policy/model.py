@@ -7,6 +7,7 @@ a snapshot can be shared by every request and worker without locks.
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
@@ -48,6 +49,12 @@ class Provider:
     @property
     def tls(self) -> bool:
         return self.scheme == "https"
+
+    def authorization(self) -> str | None:
+        """The `authorization` header Switchyard sends this provider (its key, read from the
+        environment on each request, so a rotated key needs no reload); None without one."""
+        key = os.environ.get(self.api_key_env) if self.api_key_env else None
+        return f"Bearer {key}" if key else None
 
 
 @dataclass(frozen=True)
