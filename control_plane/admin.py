@@ -48,6 +48,9 @@ def admin_app(
                                "cache": {"max_entries": p.decisions.max_entries,
                                          "ttl_s": p.decisions.ttl_s}},
                     "routes": {r.name: r.model.name for r in p.routes},
+                    "providers": {pr.name: {"api": pr.api, "base_url": pr.base_url, "cluster": pr.cluster,
+                                            "anthropic_version": pr.anthropic_version}
+                                  for pr in p.providers.values()},
                     "models": {m.name: {"provider": m.provider.name, "cluster": m.provider.cluster,
                                         "upstream_model": m.upstream_model,
                                         "fallbacks": list(m.fallbacks), "chain": list(m.chain),

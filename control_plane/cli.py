@@ -13,6 +13,8 @@ from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
+from control_plane.apis.doors import DOORS
+from control_plane.apis.table import ANTHROPIC
 from control_plane.observability.logging_setup import configure as configure_logging
 from control_plane.policy.apps import APPS_FILE_STEM, key_digest
 from control_plane.policy.loader import (
@@ -89,6 +91,10 @@ def cmd_up(args: argparse.Namespace) -> int:
         return 1
 
 
+def _other_doors(api: str) -> str:
+    return ", ".join(d.path for d in DOORS.values() if d.api.name != api and not d.counts_tokens)
+
+
 def cmd_check(args: argparse.Namespace) -> int:
     paths: list[Path] = []
     apps_paths: list[Path] = []
@@ -123,6 +129,13 @@ def cmd_check(args: argparse.Namespace) -> int:
                 if continuers:
                     line += f" (continues broken streams: {', '.join(continuers)})"
                 print(f"  failover: {line}")
+        for provider in policy.providers.values():
+            print(f"  provider: {provider.name} (api {provider.api}"
+                  + (f", anthropic-version {provider.anthropic_version}" if provider.anthropic_version else "")
+                  + f"): apps on {_other_doors(provider.api)} are translated")
+            if provider.api == ANTHROPIC and not provider.path_prefix.endswith("/v1"):
+                print(f"  warning: provider '{provider.name}': base_url usually ends in /v1 "
+                      "(https://api.anthropic.com/v1); Switchyard appends `messages` to it")
     for registry in apps:
         print(f"{registry.source}: ok ({len(registry.names)} apps: {', '.join(registry.names)})")
     return 0

@@ -19,6 +19,11 @@ def error_body(status: int, message: str, code: str, param: str | None = None) -
     return json.dumps({"error": error}).encode()
 
 
+def error_event(status: int, message: str, code: str) -> bytes:
+    """An SSE `error` event in the OpenAI shape: the openai SDKs raise APIError on it."""
+    return b"event: error\ndata: " + error_body(status, message, code) + b"\n\n"
+
+
 class RequestError(Exception):
     """A request Switchyard answers itself with an OpenAI-shaped error."""
 

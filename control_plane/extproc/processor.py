@@ -6,7 +6,6 @@ an action; extproc_messages turns actions into Envoy messages. Nothing here impo
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
@@ -14,7 +13,10 @@ import structlog
 from opentelemetry import trace
 from opentelemetry.trace import StatusCode
 
-from control_plane.extproc.chat_request import parse_chat_request, with_model
+from control_plane.apis.anthropic_messages import VERSION_HEADER
+from control_plane.apis.doors import MODELS_PATH, Door, door_for, error_api, models_body
+from control_plane.apis.table import ANTHROPIC, APIS, OPENAI, Api
+from control_plane.extproc.chat_request import ChatRequest, replace_model
 from control_plane.extproc.rate_limits import RateLimiter
 from control_plane.headers import (
     CLIENT_CREDENTIAL_HEADERS,
@@ -33,12 +35,9 @@ from control_plane.policy.snapshot import Snapshot
 from control_plane.routing.cache import DecisionCaches
 from control_plane.routing.choice import choose_model
 from control_plane.routing.conversations import SESSION_HEADER
-from control_plane.routing.decision import NO_ROUTE, PASSTHROUGH, REJECTED, Decision
+from control_plane.routing.decision import EXPLICIT, NO_ROUTE, PASSTHROUGH, REJECTED, Decision
 
 log = structlog.get_logger("switchyard.processor")
-
-CHAT_PATH = "/v1/chat/completions"
-MODELS_PATH = "/v1/models"
 
 
 @dataclass(frozen=True)
@@ -75,13 +74,13 @@ def _declared_length(headers: Mapping[str, str]) -> int:
     return int(value) if value.isdigit() else 0
 
 
-def _direct_headers(model: Model) -> list[tuple[str, str]]:
-    """Envoy sends the request straight to `model`'s provider, with the provider's key."""
-    set_headers = [(CLUSTER_HEADER, model.provider.cluster)]
-    authorization = model.provider.authorization()
-    if authorization:
-        set_headers.append(("authorization", authorization))
-    return set_headers
+def _direct_headers(model: Model, client_headers: Mapping[str, str]) -> list[tuple[str, str]]:
+    """Envoy sends the request straight to `model`'s provider, with the provider's key. The
+    request is in the provider's own API here, so the app's `anthropic-version` (its body is
+    written for it) wins over the policy's."""
+    keys = [(k, v) for k, v in model.provider.key_headers()
+            if not (k == VERSION_HEADER and VERSION_HEADER in client_headers)]
+    return [(CLUSTER_HEADER, model.provider.cluster), *keys]
 
 
 def _guarded_headers(policy: Policy, model: Model) -> list[tuple[str, str]]:
@@ -117,6 +116,8 @@ class RequestProcessor:
         self.app: App | None = None
         self.headers: Mapping[str, str] = {}
         self.requested_model: str | None = None
+        self.door: Door | None = None  # the front door a routed request came in by
+        self.errors: Api = APIS[OPENAI]  # whose error shape this request's errors take
         self.span: trace.Span = trace.INVALID_SPAN
         self.trace_carrier = trace_carrier  # Envoy's trace context, when its tracer is on
 
@@ -143,6 +144,8 @@ class RequestProcessor:
 
     def _on_headers(self, headers: Mapping[str, str], end_of_stream: bool) -> Action:
         name = headers.get(POLICY_HEADER) or DEFAULT_POLICY
+        method, path = headers.get(":method", ""), headers.get(":path", "")
+        self.errors = error_api(path)
         apps = self.policies.apps
         if apps is not None:  # before anything else: an unknown caller learns nothing
             self.app = apps.authenticate(headers)
@@ -166,22 +169,23 @@ class RequestProcessor:
             return self._reject(RequestError(
                 404, f"unknown policy '{name}' (known: {known})", "policy_not_found", POLICY_HEADER))
         self.policy = policy
-        method, path = headers.get(":method", ""), _path(headers.get(":path", ""))
-        if path == CHAT_PATH and method == "POST":
+        door = door_for(path)
+        if door is not None and method == "POST":
+            self.door = door
             if end_of_stream:
                 return self._reject(RequestError(400, "request body is empty", "invalid_body"))
             if _declared_length(headers) > MAX_BODY_BYTES:  # refuse before Envoy buffers it
                 return self._reject(body_too_large())
             return Forward(want_body=True)
-        if path == MODELS_PATH and method == "GET":
+        if _path(path) == MODELS_PATH and method == "GET":
             return self._models_reply(policy)
         return self._forward_to(policy.default_model, Decision(
             policy.name, policy.version, NO_ROUTE, policy.default_model.name, PASSTHROUGH
         ))
 
     def _reject(self, error: RequestError, headers: tuple[tuple[str, str], ...] = ()) -> Reply:
-        """Switchyard answers with an OpenAI-shaped error; the rejection is a decision record too
-        (log line, metric, and Envoy's access log through dynamic metadata)."""
+        """Switchyard answers with an error in the door's shape; the rejection is a decision
+        record too (log line, metric, and Envoy's access log through dynamic metadata)."""
         policy = self.policy.name if self.policy else None
         app = self.app.name if self.app else None
         metrics.REJECTIONS.labels(app or "", error.code).inc()
@@ -196,34 +200,56 @@ class RequestProcessor:
         fields |= {"policy": policy} if policy else {}
         fields |= {"app": app} if app else {}
         decision_headers = ((POLICY_HEADER, policy),) if policy else ()
-        return Reply(error.status, error.body(),
+        body = self.errors.error_body(error.status, error.message, error.code, error.param)
+        return Reply(error.status, body,
                      (("content-type", "application/json"), *decision_headers, *headers), fields)
 
     async def _on_body(self, body: bytes) -> Action:
-        assert self.policy is not None, "body before headers"
-        policy = self.policy
+        assert self.policy is not None and self.door is not None, "body before headers"
+        policy, door = self.policy, self.door
         try:
             if len(body) > MAX_BODY_BYTES:  # chunked bodies carry no content-length
                 raise body_too_large()
-            request = parse_chat_request(body)
+            request = door.parse(body)
             self.requested_model = request.model
             if self.app is not None and not self.app.may_use_model(request.model):
                 raise RequestError(403, f"app '{self.app.name}' may not use model '{request.model}'",
                                    "model_not_allowed", "model")
-            model, decision = await choose_model(  # the router is asked only for allowed requests
-                policy, request.model, request.messages, self.snapshot.routers[policy.name],
-                self.shared.decisions.for_policy(policy), self.headers.get(SESSION_HEADER),
-            )
+            if door.counts_tokens:
+                model, decision = self._token_counter(policy, request)
+            else:
+                model, decision = await choose_model(  # the router is asked only for allowed requests
+                    policy, request.model, request.messages, self.snapshot.routers[policy.name],
+                    self.shared.decisions.for_policy(policy), self.headers.get(SESSION_HEADER),
+                )
         except RequestError as error:
             return self._reject(error)
-        if model.has_fallbacks:
-            # The guarded path rewrites `model` per attempt: the body goes on untouched.
+        translated = model.provider.api != door.api.name  # (never for count_tokens)
+        if translated or (model.has_fallbacks and not door.counts_tokens):
+            # The guarded path sets `model` and translates per attempt: the body goes on untouched.
             return self._forward(_guarded_headers(policy, model), decision, model)
-        body = with_model(request.body, model.upstream_model)
-        return self._forward(_direct_headers(model), decision, model, body)
+        return self._forward(_direct_headers(model, self.headers), decision, model,
+                             replace_model(body, model.upstream_model))
+
+    @staticmethod
+    def _token_counter(policy: Policy, request: ChatRequest) -> tuple[Model, Decision]:
+        """count_tokens goes to the model named, or for the router alias the default model (the
+        router is not asked to count), and only to a provider that can count: an Anthropic one."""
+        alias = request.model == policy.router_alias
+        model = policy.default_model if alias else policy.models.get(request.model)
+        if model is None:
+            raise RequestError(404, f"The model `{request.model}` does not exist in policy "
+                               f"'{policy.name}'", "model_not_found", "model")
+        decision = Decision(policy.name, policy.version, NO_ROUTE, model.name,
+                            PASSTHROUGH if alias else EXPLICIT)
+        if model.provider.api != ANTHROPIC:
+            raise RequestError(400, f"count_tokens is not supported for model '{model.name}': its "
+                               f"provider '{model.provider.name}' speaks the {model.provider.api} API, "
+                               "which cannot count tokens", "unsupported_endpoint")
+        return model, decision
 
     def _forward_to(self, model: Model, decision: Decision) -> Forward:
-        return self._forward(_direct_headers(model), decision, model)
+        return self._forward(_direct_headers(model, self.headers), decision, model)
 
     def _forward(self, headers: list[tuple[str, str]], decision: Decision, model: Model,
                  body: bytes | None = None) -> Forward:
@@ -256,11 +282,7 @@ class RequestProcessor:
         )
 
     def _models_reply(self, policy: Policy) -> Reply:
-        data = [
-            {"id": name, "object": "model", "created": 0, "owned_by": "switchyard"}
-            for name in policy.model_names()
-        ]
-        body = json.dumps({"object": "list", "data": data}).encode()
+        body = models_body(policy.model_names(), self.headers)
         headers = (("content-type", "application/json"), (POLICY_HEADER, policy.name))
         fields = {"policy": policy.name, "decision": PASSTHROUGH}
         return Reply(200, body, headers, fields | ({"app": self.app.name} if self.app else {}))

@@ -1,11 +1,16 @@
-"""The guarded path: chat requests whose model has fallbacks (streaming or not) are sent by Envoy
-here (an HTTP server in the processor process) instead of straight to a provider.
+"""The guarded path: chat requests whose model has fallbacks, or whose provider speaks another API
+than the app (streaming or not), are sent by Envoy here (an HTTP server in the processor process)
+instead of straight to a provider.
 
 Envoy cannot give each attempt its own body `model` and key, choose the next model by *why* the
 last one failed, wait for a first SSE event before committing the app to an answer, or read an
 SSE stream to tell a finished answer from a truncated one. This module does exactly that, with
 the rules of control_plane/failover/rules.py and the circuits of control_plane/failover/circuits.py.
-Requests with nothing to fall back to stay on Envoy's direct path (faster).
+Requests with nothing to fall back to and nothing to translate stay on Envoy's direct path (faster).
+
+It works in the OpenAI chat form: the app's request is translated into it once (its front door,
+control_plane/apis/doors.py), each attempt into and out of its provider's API, and the answer back
+into the door's API; checks, rules and continuations see one form only.
 """
 
 from __future__ import annotations
@@ -23,6 +28,8 @@ from aiohttp import web
 from multidict import CIMultiDict
 from opentelemetry.trace import SpanKind, StatusCode
 
+from control_plane.apis.doors import Door, door_for
+from control_plane.apis.table import APIS, OPENAI, StreamTranslator, Unchanged
 from control_plane.extproc.chat_request import with_model
 from control_plane.failover.circuits import Circuits
 from control_plane.failover.continuation import continuable, continuation_body
@@ -32,12 +39,11 @@ from control_plane.failover.rules import (
     MALFORMED,
     RESET,
     TIMEOUT,
-    FailoverRules,
     Outcome,
     Step,
     next_step,
 )
-from control_plane.failover.sse_guard import MalformedStream, SseGuard, error_event
+from control_plane.failover.sse_guard import MalformedStream, SseGuard
 from control_plane.headers import (
     ATTEMPTS_HEADER,
     CLIENT_CREDENTIAL_HEADERS,
@@ -46,7 +52,7 @@ from control_plane.headers import (
     parse_plan,
 )
 from control_plane.observability import metrics, tracing
-from control_plane.openai_errors import error_body
+from control_plane.openai_errors import RequestError
 from control_plane.policy.model import Model, Policy, Provider
 from control_plane.policy.snapshot import SnapshotStore
 
@@ -56,6 +62,8 @@ MAX_ERROR_BODY = 1024 * 1024  # a provider's error body is read whole to classif
 # Not forwarded to the provider: hop-by-hop, recomputed, or the app's own credentials.
 _DROP_REQUEST = {"host", "content-length", "transfer-encoding", "connection", "keep-alive", "te",
                  "upgrade", "accept-encoding", "expect", *CLIENT_CREDENTIAL_HEADERS}
+# The body each provider gets is written here, for the version and features Switchyard chose.
+_DROP_REQUEST_PREFIXES = ("x-switchyard-", "x-envoy-", "anthropic-")
 # Not passed back to the app: recomputed by aiohttp (bodies are decompressed on the way).
 _DROP_RESPONSE = {"content-length", "transfer-encoding", "connection", "keep-alive",
                   "content-encoding"}
@@ -84,8 +92,10 @@ class Started:
 
     model: Model
     response: aiohttp.ClientResponse
-    first: bytes = b""
+    first: bytes = b""  # (streams) checked events, in the OpenAI form
     guard: SseGuard | None = None
+    translator: StreamTranslator = field(default_factory=Unchanged)  # provider's API -> OpenAI
+    answer: bytes = b""  # (non-streaming) the whole answer, in the OpenAI form
 
 
 @dataclass
@@ -93,7 +103,8 @@ class Exchange:
     """One request on the guarded path."""
 
     request: web.Request
-    body: dict[str, Any]  # as the app sent it (`model` is set per attempt)
+    door: Door  # the API the app speaks: its answer and errors are translated back into it
+    body: dict[str, Any]  # the app's request in the OpenAI form (`model` is set per attempt)
     policy: Policy
     model: Model  # the model the processor chose: its chain, rules and budget apply
     attempts: Attempts = field(default_factory=lambda: Attempts())
@@ -128,21 +139,12 @@ class ProviderSessions:
         self._sessions.clear()
 
 
-def _json_error(status: int, message: str, code: str, attempts: Attempts, model: str) -> web.Response:
-    return web.Response(status=status, body=error_body(status, message, code), headers={
+def _json_error(door: Door | None, status: int, message: str, code: str, attempts: Attempts,
+                model: str) -> web.Response:
+    api = door.api if door else APIS[OPENAI]
+    return web.Response(status=status, body=api.error_body(status, message, code, None), headers={
         "content-type": "application/json", MODEL_HEADER: model, ATTEMPTS_HEADER: attempts.header(),
     })
-
-
-def _openai_shaped(status: int, body: bytes) -> bytes:
-    """A provider's error body as is when it is already in the OpenAI shape; else wrapped."""
-    try:
-        if isinstance(json.loads(body).get("error"), dict):
-            return body
-    except (ValueError, AttributeError):
-        pass
-    text = body.decode("utf-8", "replace")[:500]
-    return error_body(status, f"provider error: {text}", "provider_error")
 
 
 class Failover:
@@ -163,22 +165,28 @@ class Failover:
         policy_name, model_name = parse_plan(request.headers.get(PLAN_HEADER, ""))
         policy = self.snapshots.current.policy_set.policies.get(policy_name)
         model = policy.models.get(model_name) if policy else None
+        door = door_for(request.path)
+        if door is None:
+            return _json_error(None, 404, f"no front door at {request.path}", "unknown_path", Attempts(), "")
         if policy is None or model is None:  # the policy changed under the request: rare
-            return _json_error(503, f"model '{model_name}' is no longer in policy '{policy_name}'",
+            return _json_error(door, 503, f"model '{model_name}' is no longer in policy '{policy_name}'",
                                "policy_changed", Attempts(), model_name)
-        body = json.loads(await request.read())  # the processor already checked it
-        exchange = Exchange(request, body, policy, model)
+        try:  # the processor already checked the body; translating it may still be refused
+            body = door.api.request_to_openai(json.loads(await request.read()))
+        except RequestError as error:
+            return _json_error(door, error.status, error.message, error.code, Attempts(), model_name)
+        exchange = Exchange(request, door, body, policy, model)
         started, last = await self._first_answer(exchange)
         log.info("attempts", request_id=request.headers.get("x-request-id"), policy=policy.name,
                  requested=model.name, attempts=exchange.attempts.header(),
                  answered=started.model.name if started else None)
         if started is None:
-            return self._failed(last, exchange.attempts)
+            return self._failed(door, last, exchange.attempts)
         try:
             if started.guard is not None:
                 return await self._relay_stream(exchange, started)
-            answer = await started.response.read()  # _attempt read it already: no network here
-            return web.Response(status=started.response.status, body=answer,
+            return web.Response(status=started.response.status,
+                                body=door.api.response_from_openai(started.answer),
                                 headers=self._answer_headers(started, exchange.attempts))
         finally:
             started.response.release()
@@ -186,13 +194,11 @@ class Failover:
     async def _try(self, exchange: Exchange, model: Model, body: dict[str, Any],
                    remaining_s: float) -> tuple[Started | None, Outcome]:
         """One attempt, accounted for: attempts header, metrics, the model's circuit."""
-        payload = with_model(body, model.upstream_model)
         self.circuits.begin(model)
         # Each attempt is a span under the request's decision span; the provider gets its context.
         with tracing.TRACER.start_as_current_span(
                 "switchyard.attempt", tracing.extract(exchange.request.headers), SpanKind.CLIENT) as span:
-            started, outcome = await self._attempt(exchange.request, payload, exchange.stream, model,
-                                                   remaining_s)
+            started, outcome = await self._attempt(exchange, body, model, remaining_s)
             if span.is_recording():
                 span.set_attributes({"gen_ai.operation.name": "chat",
                                      "gen_ai.request.model": model.upstream_model,
@@ -275,37 +281,42 @@ class Failover:
         return None
 
     async def _attempt(
-        self, request: web.Request, payload: bytes, stream: bool, model: Model, remaining_s: float
+        self, exchange: Exchange, body: dict[str, Any], model: Model, remaining_s: float
     ) -> tuple[Started | None, Outcome]:
-        rules = model.failover
+        rules, stream, request = model.failover, exchange.stream, exchange.request
         limit = min(rules.first_token_s if stream else rules.response_s, max(remaining_s, 0.001))
         provider = model.provider
-        url = provider.base_url.rstrip("/") + "/" + request.match_info["path"].removeprefix("v1/")
-        if request.query_string:
+        api = provider.wire_api
+        try:
+            payload = with_model(api.request_from_openai(body), model.upstream_model)
+        except RequestError as error:  # this provider's API cannot carry the request
+            return None, Outcome(str(error.status), error.status, {}, error.body())
+        url = provider.base_url.rstrip("/") + "/" + api.chat_path
+        if request.query_string and api is exchange.door.api:
             url += "?" + request.query_string
         headers = self._provider_headers(request.headers, provider) | tracing.inject()
         response: aiohttp.ClientResponse | None = None
         try:
             async with asyncio.timeout(limit):
                 response = await self.sessions.get(provider).post(url, data=payload, headers=headers)
-                if not 200 <= response.status < 300:
-                    body = await response.content.read(MAX_ERROR_BODY)
+                status = response.status
+                if not 200 <= status < 300:
+                    problem = await response.content.read(MAX_ERROR_BODY)
                     response.release()
-                    return None, Outcome(str(response.status), response.status,
-                                         dict(response.headers), body)
+                    return None, Outcome(str(status), status, dict(response.headers),
+                                         api.error_to_openai(status, problem))
                 if not stream:
-                    await response.read()
-                    return Started(model, response), Outcome(str(response.status), response.status)
-                guard = SseGuard()
+                    answer = api.response_to_openai(await response.read())
+                    return Started(model, response, answer=answer), Outcome(str(status), status)
+                guard, translator = SseGuard(), api.stream_to_openai(body)
                 first = b""
                 while not first:  # commit the app to nothing before a whole, valid event
                     chunk = await response.content.readany()
                     if not chunk:
                         response.release()
                         return None, Outcome(RESET)
-                    first = guard.feed(chunk)
-                return Started(model, response, first, guard), Outcome(str(response.status),
-                                                                       response.status)
+                    first = guard.feed(translator.feed(chunk))
+                return Started(model, response, first, guard, translator), Outcome(str(status), status)
         except TimeoutError:
             label = TIMEOUT
         except MalformedStream:
@@ -321,10 +332,8 @@ class Failover:
     @staticmethod
     def _provider_headers(incoming: Mapping[str, str], provider: Provider) -> dict[str, str]:
         headers = {k: v for k, v in incoming.items() if k.lower() not in _DROP_REQUEST
-                   and not k.lower().startswith(("x-switchyard-", "x-envoy-"))}
-        authorization = provider.authorization()
-        if authorization:
-            headers["authorization"] = authorization
+                   and not k.lower().startswith(_DROP_REQUEST_PREFIXES)}
+        headers.update(provider.key_headers())
         headers["content-type"] = "application/json"
         return headers
 
@@ -334,15 +343,17 @@ class Failover:
             (k, v) for k, v in started.response.headers.items()
             if k.lower() not in _DROP_RESPONSE and not k.lower().startswith("x-switchyard-")
         )
+        if started.guard is None:  # a translated answer is JSON whatever the provider said
+            headers["content-type"] = "application/json"
         headers[MODEL_HEADER] = started.model.name
         headers[ATTEMPTS_HEADER] = attempts.header()
         return headers
 
     @staticmethod
-    def _failed(last: tuple[Model, Outcome] | None, attempts: Attempts) -> web.Response:
-        """No answer started: the last provider answer as it is (OpenAI-shaped), or our own error."""
+    def _failed(door: Door, last: tuple[Model, Outcome] | None, attempts: Attempts) -> web.Response:
+        """No answer started: the last provider answer (in the door's error shape), or our own error."""
         if last is None:
-            return _json_error(503, f"no model could be tried (attempts: {attempts.header()})",
+            return _json_error(door, 503, f"no model could be tried (attempts: {attempts.header()})",
                                "no_attempt", attempts, "")
         model, outcome = last
         if outcome.status is not None:
@@ -352,11 +363,12 @@ class Failover:
                 if outcome.headers and name in outcome.headers:
                     headers[name] = outcome.headers[name]
             return web.Response(status=outcome.status,
-                                body=_openai_shaped(outcome.status, outcome.body), headers=headers)
+                                body=door.api.error_from_openai(outcome.status, outcome.body),
+                                headers=headers)
         status, code = (504, "provider_timeout") if outcome.label == TIMEOUT else (
             502, "provider_unreachable")
-        return _json_error(status, f"no provider answered (attempts: {attempts.header()})", code,
-                           attempts, model.name)
+        return _json_error(door, status, f"no provider answered (attempts: {attempts.header()})",
+                           code, attempts, model.name)
 
     async def _relay_stream(self, exchange: Exchange, started: Started) -> web.StreamResponse:
         """Pass the stream on, checked event by event. A stall, a cut, a malformed event or an
@@ -366,14 +378,14 @@ class Failover:
         response = web.StreamResponse(status=started.response.status,
                                       headers=self._answer_headers(started, exchange.attempts))
         segments = [started]  # the answer so far: the first model's, then continuations
+        to_door = exchange.door.api.stream_from_openai()
         try:
             await response.prepare(request)
-            await response.write(started.first)
+            await response.write(to_door.feed(started.first))
             while True:
                 current = segments[-1]
                 assert current.guard is not None
-                failure = await self._pump(current.response, current.guard, response,
-                                           current.model.failover)
+                failure = await self._pump(current, to_door, response)
                 if failure is None:
                     await response.write_eof()
                     return response
@@ -393,9 +405,9 @@ class Failover:
                 segments.append(follow)
                 # An SSE comment (clients ignore it): where the rest of the answer comes from.
                 await response.write(f": switchyard continued on {follow.model.name}\n\n".encode()
-                                     + follow.first)
-            await response.write(error_event(502, f"stream interrupted: {failure}",
-                                             "stream_interrupted"))
+                                     + to_door.feed(follow.first))
+            await response.write(exchange.door.api.error_event(502, f"stream interrupted: {failure}",
+                                                               "stream_interrupted"))
         except ConnectionResetError:  # the app went away: nothing left to tell it
             return response
         finally:
@@ -406,9 +418,10 @@ class Failover:
         return response
 
     @staticmethod
-    async def _pump(upstream: aiohttp.ClientResponse, guard: SseGuard,
-                    response: web.StreamResponse, rules: FailoverRules) -> str | None:
+    async def _pump(started: Started, to_door: StreamTranslator, response: web.StreamResponse) -> str | None:
         """Relay checked events until [DONE]; what went wrong, or None."""
+        upstream, guard, rules = started.response, started.guard, started.model.failover
+        assert guard is not None
         while not guard.done:
             try:
                 async with asyncio.timeout(rules.stall_s):
@@ -420,7 +433,7 @@ class Failover:
             if not chunk:
                 return "the provider ended the stream without [DONE]"
             try:
-                out = guard.feed(chunk)
+                out = to_door.feed(guard.feed(started.translator.feed(chunk)))
             except MalformedStream as exc:
                 return f"the provider sent a malformed event ({exc})"
             if out:

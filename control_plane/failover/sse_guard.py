@@ -7,20 +7,16 @@ came, so an upstream that ends early is told apart from one that finished.
 
 from __future__ import annotations
 
-import json
+from control_plane.apis.sse import EventSplitter, MalformedStream, event_data, json_event
 
-from control_plane.openai_errors import error_body
+__all__ = ["DONE", "MalformedStream", "SseGuard"]
 
 DONE = b"[DONE]"
 
 
-class MalformedStream(Exception):
-    pass
-
-
 class SseGuard:
     def __init__(self) -> None:
-        self._pending = b""  # bytes of an event not yet complete
+        self._events = EventSplitter()
         self.done = False  # `data: [DONE]` was seen
         self.events = 0  # complete events forwarded
         self._text: list[str] = []  # choice 0's content so far (for a continuation)
@@ -29,36 +25,21 @@ class SseGuard:
     def feed(self, chunk: bytes) -> bytes:
         """The complete, checked events in `chunk` (plus what was pending), as bytes to forward.
         Raises MalformedStream on an event that is not valid; nothing of it is returned."""
-        data = self._pending + chunk
         out = []
-        start = 0
-        while True:
-            end, sep = _event_end(data, start)
-            if end < 0:
-                break
-            event = data[start:end]
+        for event in self._events.feed(chunk):
             self._check(event)
-            out.append(data[start:end + sep])
+            out.append(event)
             self.events += 1
-            start = end + sep
-        self._pending = data[start:]
         return b"".join(out)
 
     def _check(self, event: bytes) -> None:
-        payload = [line[5:].lstrip(b" ") for line in event.replace(b"\r\n", b"\n").split(b"\n")
-                   if line.startswith(b"data:")]
-        if not payload:
+        text = event_data(event)
+        if text is None:
             return  # comments (": keep-alive"), `event:`/`id:`/`retry:` only
-        text = b"\n".join(payload)
         if text.strip() == DONE:
             self.done = True
             return
-        try:
-            parsed = json.loads(text)
-        except ValueError:
-            raise MalformedStream(f"event is not JSON: {text[:80]!r}") from None
-        if not isinstance(parsed, dict):
-            raise MalformedStream("event data is not a JSON object")
+        parsed = json_event(text)
         choices = parsed.get("choices")
         for choice in choices if isinstance(choices, list) else ():
             delta = choice.get("delta") if isinstance(choice, dict) else None
@@ -73,18 +54,3 @@ class SseGuard:
     def text(self) -> str:
         """The answer's text forwarded so far."""
         return "".join(self._text)
-
-
-def _event_end(data: bytes, start: int) -> tuple[int, int]:
-    """Where the next event ends (index of its blank-line separator) and the separator's length."""
-    best, size = -1, 0
-    for sep in (b"\n\n", b"\r\n\r\n", b"\r\r"):
-        found = data.find(sep, start)
-        if found >= 0 and (best < 0 or found < best):
-            best, size = found, len(sep)
-    return best, size
-
-
-def error_event(status: int, message: str, code: str) -> bytes:
-    """An SSE `error` event in the OpenAI shape: the openai SDKs raise APIError on it."""
-    return b"event: error\ndata: " + error_body(status, message, code) + b"\n\n"

@@ -17,6 +17,8 @@ import yaml
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
+from control_plane.apis.anthropic_messages import DEFAULT_VERSION
+from control_plane.apis.table import ANTHROPIC
 from control_plane.failover.rules import DEFAULT_RULES
 from control_plane.policy.apps import APPS_FILE_STEM, App, Apps, key_digest
 from control_plane.policy.model import (
@@ -222,6 +224,8 @@ def _compile(spec: PolicySpec, name: str, file: str, digest: str) -> Policy:
             api_key_env=p.api_key_env,
             ca_file=p.ca_file,
             request_timeout_s=p.request_timeout_s,
+            api=p.api,
+            anthropic_version=p.anthropic_version or (DEFAULT_VERSION if p.api == ANTHROPIC else None),
         )
         for key, p in spec.providers.items()
     }

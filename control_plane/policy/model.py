@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+from control_plane.apis.anthropic_messages import VERSION_HEADER
+from control_plane.apis.table import APIS, OPENAI, Api
 from control_plane.failover.rules import DEFAULT_RULES, FailoverRules
 from control_plane.policy.apps import APPS_FILE_STEM, Apps
 from router_model.kinds import RouterConfig
@@ -22,13 +24,15 @@ DEFAULT_POLICY = "default"
 
 @dataclass(frozen=True)
 class Provider:
-    """An upstream OpenAI-compatible endpoint; one Envoy cluster."""
+    """An upstream endpoint speaking one wire API (`api`); one Envoy cluster."""
 
     name: str
     base_url: str
     api_key_env: str | None = None
     ca_file: str | None = None
     request_timeout_s: int = 600
+    api: str = OPENAI
+    anthropic_version: str | None = None
     scheme: str = field(init=False)
     host: str = field(init=False)
     port: int = field(init=False)
@@ -50,11 +54,20 @@ class Provider:
     def tls(self) -> bool:
         return self.scheme == "https"
 
-    def authorization(self) -> str | None:
-        """The `authorization` header Switchyard sends this provider (its key, read from the
-        environment on each request, so a rotated key needs no reload); None without one."""
+    @property
+    def wire_api(self) -> Api:
+        return APIS[self.api]
+
+    def key_headers(self) -> list[tuple[str, str]]:
+        """The headers that carry Switchyard's key for this provider, in its API's way (the key
+        is read from the environment on each request, so a rotated key needs no reload), and
+        `anthropic-version` for Anthropic providers."""
         key = os.environ.get(self.api_key_env) if self.api_key_env else None
-        return f"Bearer {key}" if key else None
+        api = self.wire_api
+        headers = [(api.key_header, api.key_prefix + key)] if key else []
+        if self.anthropic_version:
+            headers.append((VERSION_HEADER, self.anthropic_version))
+        return headers
 
 
 @dataclass(frozen=True)

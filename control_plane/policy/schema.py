@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
 from control_plane.failover.continuation import STYLES as CONTINUATION_STYLES
 from router_model.kinds import DEFAULT_MARGIN, DEFAULT_THRESHOLD, KINDS
@@ -61,9 +61,20 @@ class RouterSpec(_Strict):
 
 class ProviderSpec(_Strict):
     base_url: HttpUrl
+    # The provider's wire API (control_plane/apis/table.py); requests in another API are translated.
+    api: Literal["openai", "anthropic"] = "openai"
     api_key_env: EnvVarName | None = None
     ca_file: Annotated[str, StringConstraints(min_length=1)] | None = None
     request_timeout_s: Annotated[int, Field(gt=0, le=86_400)] = 600
+    # Sent as `anthropic-version` to an `api: anthropic` provider (an app's own header wins when
+    # its request reaches the provider untranslated).
+    anthropic_version: Annotated[str, StringConstraints(pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")] | None = None
+
+    @model_validator(mode="after")
+    def _version_needs_anthropic(self) -> ProviderSpec:
+        if self.anthropic_version is not None and self.api != "anthropic":
+            raise ValueError("anthropic_version applies only to a provider with `api: anthropic`")
+        return self
 
 
 Seconds = Annotated[float, Field(gt=0, le=86_400)]

@@ -9,7 +9,9 @@ shape as Envoy's docs) and turned into envoy-data-plane messages for xDS.
 from __future__ import annotations
 
 import ipaddress
+import json
 import os
+import re
 import shutil
 import ssl
 import string
@@ -26,6 +28,8 @@ import yaml
 from envoy_data_plane.envoy.config.cluster.v3 import Cluster
 from envoy_data_plane.envoy.config.route.v3 import RouteConfiguration
 
+from control_plane.apis.doors import DOORS
+from control_plane.apis.table import OPENAI
 from control_plane.headers import (
     ATTEMPTS_HEADER,
     CLUSTER_HEADER,
@@ -185,6 +189,46 @@ def _unknown_path_route() -> dict[str, Any]:
     }
 
 
+# Envoy's own errors: (filter, status sent, code, type in the OpenAI shape, message).
+_LOCAL_REPLIES: tuple[tuple[dict[str, Any], int, str, str, str], ...] = (
+    # ext_proc failed (processor down or too slow): fail closed.
+    ({"status_code_filter": {"comparison": {"op": "EQ", "value": {
+        "default_value": 500, "runtime_key": "switchyard.unused"}}}},
+     503, "processor_unavailable", "switchyard_error",
+     "switchyard processor unavailable (%RESPONSE_CODE_DETAILS%)"),
+    ({"status_code_filter": {"comparison": {"op": "EQ", "value": {
+        "default_value": 413, "runtime_key": "switchyard.unused"}}}},
+     413, "request_too_large", "invalid_request_error", TOO_LARGE_MESSAGE),
+    # The provider closed or reset the connection before response headers.
+    ({"response_flag_filter": {"flags": ["UC", "UR"]}}, 502, "provider_reset", "upstream_error",
+     "provider closed the connection before answering: cluster %UPSTREAM_CLUSTER% (%RESPONSE_CODE_DETAILS%)"),
+    ({"response_flag_filter": {"flags": ["UF", "UH", "URX", "UO"]}}, 503, "provider_unreachable",
+     "upstream_error", "provider unreachable: cluster %UPSTREAM_CLUSTER% (%RESPONSE_CODE_DETAILS%)"),
+    ({"response_flag_filter": {"flags": ["UT"]}}, 504, "provider_timeout", "upstream_error",
+     "provider timed out (%RESPONSE_CODE_DETAILS%)"),
+)
+
+
+def local_reply_config() -> dict[str, Any]:
+    """Envoy's local replies in the error shape of the door they answer: Anthropic's on its
+    paths (matched first), OpenAI's everywhere else."""
+    mappers = []
+    for door in DOORS.values():
+        if door.api.name == OPENAI:
+            continue
+        path = {"safe_regex": {"regex": f"^{re.escape(door.path)}([?].*)?$"}}  # a query may follow
+        on_door = {"header_filter": {"header": {"name": ":path", "string_match": path}}}
+        for match, status, code, _, message in _LOCAL_REPLIES:
+            mappers.append({
+                "filter": {"and_filter": {"filters": [on_door, match]}}, "status_code": status,
+                "body_format_override": {"json_format": json.loads(door.api.error_body(status, message, code, None))},
+            })
+    for match, status, code, kind, message in _LOCAL_REPLIES:
+        mappers.append({"filter": match, "status_code": status, "body_format_override": {"json_format": {
+            "error": {"message": message, "type": kind, "code": code, "param": None}}}})
+    return {"mappers": mappers}
+
+
 def route_configuration(providers: list[Provider]) -> dict[str, Any]:
     return {
         "name": ROUTE_CONFIG_NAME,
@@ -216,10 +260,10 @@ def render_bootstrap(ports: EnvoyPorts) -> dict[str, Any]:
         failover_port=ports.failover_port,
         stream_idle_timeout_s=ports.stream_idle_timeout_s,
         max_body_bytes=MAX_BODY_BYTES,
-        too_large_message=TOO_LARGE_MESSAGE,
         metadata_namespace=METADATA_NAMESPACE,
     )
     config: dict[str, Any] = yaml.safe_load(text)
+    _http_manager(config)["local_reply_config"] = local_reply_config()
     traces_url = otlp_traces_url()
     if traces_url is not None:  # Envoy's tracer joins the traces Switchyard sends (tracing.py)
         _add_envoy_tracing(config, traces_url)
@@ -245,13 +289,19 @@ def _add_envoy_tracing(config: dict[str, Any], url: str) -> None:
     cluster = provider_cluster(collector) | {"name": OTEL_CLUSTER, "type": "STRICT_DNS"}
     cluster["load_assignment"]["cluster_name"] = OTEL_CLUSTER
     config["static_resources"]["clusters"].append(cluster)
-    hcm = config["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+    hcm = _http_manager(config)
     service = os.environ.get("OTEL_SERVICE_NAME", "switchyard")
     hcm["tracing"] = {"provider": {"name": "envoy.tracers.opentelemetry", "typed_config": {
         "@type": "type.googleapis.com/envoy.config.trace.v3.OpenTelemetryConfig",
         "http_service": {"http_uri": {"uri": url, "cluster": OTEL_CLUSTER, "timeout": "2s"}},
         "service_name": f"{service}-envoy",
     }}}
+
+
+def _http_manager(config: dict[str, Any]) -> dict[str, Any]:
+    manager: dict[str, Any] = config["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0][
+        "typed_config"]
+    return manager
 
 
 def write_bootstrap(ports: EnvoyPorts, path: Path) -> Path:

@@ -1,23 +1,34 @@
-"""A local OpenAI-compatible server standing in for a third-party provider (or a scripted router).
+"""A local LLM server standing in for a third-party provider (or a scripted router): OpenAI-compatible
+chat completions (POST .../chat/completions) and the Anthropic Messages API (POST .../messages,
+POST .../messages/count_tokens) from the same process.
 
 Run as its own process: `python -m tests.support.fake_openai --name NAME --port PORT [--tls CERT KEY]`.
-It records every request it receives (GET /_test/requests; DELETE resets requests and settings)
-and answers chat completions with a
+It records every request it receives (GET /_test/requests, each with the parsed `body` and the `raw`
+body text; DELETE resets requests and settings) and answers chat completions with a
 message naming itself and the model it was asked for. As a scripted router it answers with the
 route set through POST /_test/control {"route": ..., "delay_ms": ..., "status": ..., "raw": ...}.
 
 As a misbehaving provider it can be scripted per request: POST /_test/control {"script": [...]}
-queues behaviours, one per chat request (then the standing settings apply again). A behaviour is
-a dict of settings that apply to that request only, plus:
+queues behaviours, one per chat or messages request (then the standing settings apply again).
+A behaviour is a dict of settings that apply to that request only, plus:
   reset: true          close the connection before any response headers
   hang: true           accept the request and never answer
   error: {...}         the error object sent with `status` (default: "<name> failed")
   first_event_ms: N    (streams) send headers at once, then wait N ms before the first event
   stall_after_chunks   (streams) after N chunks, send nothing more, keep the connection open
   malformed_after_chunks  (streams) after N chunks, send an event that is not JSON
-  no_done: true        (streams) end the body cleanly without `data: [DONE]`
-  answer: "w1 w2 ..."  (streams) send these words instead of "<name>-<i>"; when the last message
-                       is the assistant's (a continuation), only the words after its own
+  no_done: true        (streams) end the body cleanly without `data: [DONE]` (Anthropic: message_stop)
+  answer: "w1 w2 ..."  answer these words (streams: one per chunk) instead of the default; when the
+                       last message is the assistant's (a continuation), only the words after its own
+  use_tools: true      when the request offers tools, call the first one with {"city": "Paris"}, as
+                       call_<n> / toolu_<n>, n = 1 + the assistant messages in the request
+
+What it answers, alike in both APIs (a "chunk" is an OpenAI content chunk or an Anthropic
+content_block_delta): a tool call (use_tools, unless the conversation ends with a tool result), else
+"<name> read the tool result: <content>" when it ends with one, else the `answer` words, else
+"hello from <name>", with " (<k> images)" when the user sent k images. OpenAI streams keep their
+old default of `chunks` words "<name>-<i> " (then " (<k> images)"); Anthropic streams split the
+very text of the non-streamed answer, so the two agree.
 """
 
 from __future__ import annotations
@@ -25,23 +36,221 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import re
 import ssl
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
 
+USAGE = {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}
+TOOL_INPUT = {"city": "Paris"}
+ARGUMENTS = json.dumps(TOOL_INPUT)
+OPENAI_MALFORMED = b'data: {"choices": [{"delta": \n\n'
+ANTHROPIC_MALFORMED = b'event: content_block_delta\ndata: {"type": \n\n'
+Event = tuple[bytes, bool]  # an SSE event, and whether the chunk-counting faults count it
 
-def completion(name: str, model: str, content: str) -> dict[str, Any]:
+
+@dataclass(frozen=True)
+class Asked:
+    """What the answer depends on, read alike from an OpenAI or an Anthropic request."""
+
+    tool: str | None  # the first tool offered
+    tool_result: str | None  # the tool result the conversation ends with
+    images: int
+    prefix: str  # the assistant's own partial answer, when the last message is the assistant's
+    turn: int  # 1 + the assistant's messages: names tool calls alike for the same request, anew each round
+
+
+def blocks(message: dict[str, Any]) -> list[dict[str, Any]]:
+    content = message.get("content")
+    return [b for b in content if isinstance(b, dict)] if isinstance(content, list) else []
+
+
+def text_of(content: Any) -> str:
+    """A plain string, or the text of its text parts/blocks (both APIs allow either)."""
+    if isinstance(content, str):
+        return content
+    return "".join(b.get("text", "") for b in blocks({"content": content}) if b.get("type") == "text")
+
+
+def messages_of(body: dict[str, Any]) -> list[dict[str, Any]]:
+    return [m for m in body.get("messages") or [] if isinstance(m, dict)]
+
+
+def count_images(messages: list[dict[str, Any]], kind: str) -> int:
+    return sum(b.get("type") == kind for m in messages if m.get("role") == "user" for b in blocks(m))
+
+
+def prefix_of(last: dict[str, Any]) -> str:
+    return text_of(last.get("content")) if last.get("role") == "assistant" else ""
+
+
+def turn_of(messages: list[dict[str, Any]]) -> int:
+    return 1 + sum(1 for m in messages if m.get("role") == "assistant")
+
+
+def first_tool(body: dict[str, Any]) -> dict[str, Any]:
+    tools = body.get("tools")
+    return tools[0] if isinstance(tools, list) and tools and isinstance(tools[0], dict) else {}
+
+
+def asked_openai(body: dict[str, Any]) -> Asked:
+    messages = messages_of(body)
+    last = messages[-1] if messages else {}
+    return Asked(tool=(first_tool(body).get("function") or {}).get("name"),
+                 tool_result=text_of(last.get("content")) if last.get("role") == "tool" else None,
+                 images=count_images(messages, "image_url"), prefix=prefix_of(last), turn=turn_of(messages))
+
+
+def asked_anthropic(body: dict[str, Any]) -> Asked:
+    messages = messages_of(body)
+    users = [m for m in messages if m.get("role") == "user"]
+    results = [b for b in blocks(users[-1]) if b.get("type") == "tool_result"] if users else []
+    return Asked(tool=first_tool(body).get("name"), tool_result=text_of(results[0].get("content")) if results else None,
+                 images=count_images(messages, "image"), prefix=prefix_of(messages[-1] if messages else {}),
+                 turn=turn_of(messages))
+
+
+def decide(name: str, asked: Asked, behaviour: dict[str, Any]) -> str | None:
+    """The whole text answer, the same for both APIs; None means: call the first tool."""
+    if behaviour["use_tools"] and asked.tool and asked.tool_result is None:
+        return None
+    if asked.tool_result is not None:
+        return f"{name} read the tool result: {asked.tool_result}"
+    if behaviour["answer"] is not None:  # continue the partial answer
+        return " ".join(behaviour["answer"].split()[len(asked.prefix.split()):])
+    return f"hello from {name}" + (f" ({asked.images} images)" if asked.images else "")
+
+
+def halves(text: str) -> list[str]:
+    return [text[:len(text) // 2], text[len(text) // 2:]]
+
+
+def completion(name: str, model: str, content: str | None,
+               tool_calls: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    message: dict[str, Any] = {"role": "assistant", "content": content}
+    if tool_calls:
+        message["tool_calls"] = tool_calls
     return {
         "id": f"chatcmpl-{name}-{time.monotonic_ns()}",
         "object": "chat.completion",
         "created": int(time.time()),
         "model": model,
-        "choices": [{"index": 0, "finish_reason": "stop",
-                     "message": {"role": "assistant", "content": content}}],
-        "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+        "choices": [{"index": 0, "finish_reason": "tool_calls" if tool_calls else "stop", "message": message}],
+        "usage": USAGE,
     }
+
+
+def openai_call(asked: Asked) -> dict[str, Any]:
+    return {"id": f"call_{asked.turn}", "type": "function", "function": {"name": asked.tool, "arguments": ARGUMENTS}}
+
+
+def openai_pieces(name: str, asked: Asked, behaviour: dict[str, Any], text: str) -> list[str]:
+    """A text stream's contents: its words, or (the old default, kept) `chunks` numbered words."""
+    if asked.tool_result is not None or behaviour["answer"] is not None:
+        return [f"{word} " for word in text.split()]
+    images = [f" ({asked.images} images)"] if asked.images else []
+    return [f"{name}-{index} " for index in range(behaviour["chunks"])] + images
+
+
+def openai_events(name: str, body: dict[str, Any], behaviour: dict[str, Any]) -> list[Event]:
+    model = body.get("model", "")
+
+    def chunk(choices: list[dict[str, Any]], **extra: Any) -> bytes:
+        data = {"id": f"chatcmpl-{name}", "object": "chat.completion.chunk", "created": 0, "model": model,
+                "choices": choices, **extra}
+        return f"data: {json.dumps(data)}\n\n".encode()
+
+    asked = asked_openai(body)
+    text = decide(name, asked, behaviour)
+    if text is None:
+        call = {"index": 0, **openai_call(asked)}
+        call["function"] = {"name": asked.tool, "arguments": ""}
+        deltas: list[dict[str, Any]] = [{"role": "assistant", "tool_calls": [call]},
+                  *({"tool_calls": [{"index": 0, "function": {"arguments": part}}]} for part in halves(ARGUMENTS))]
+    else:
+        deltas = [{"content": piece} for piece in openai_pieces(name, asked, behaviour, text)]
+        deltas[:1] = [{"role": "assistant", **delta} for delta in deltas[:1]]
+    events = [(chunk([{"index": 0, "delta": delta, "finish_reason": None}]), True) for delta in deltas]
+    finish = "stop" if text is not None else "tool_calls"
+    events.append((chunk([{"index": 0, "delta": {}, "finish_reason": finish}]), False))
+    options = body.get("stream_options")
+    if isinstance(options, dict) and options.get("include_usage"):
+        events.append((chunk([], usage=USAGE), False))
+    if not behaviour["no_done"]:
+        events.append((b"data: [DONE]\n\n", False))
+    return events
+
+
+def anthropic_message(name: str, model: str, asked: Asked, text: str | None) -> dict[str, Any]:
+    if text is None:
+        content = [{"type": "text", "text": "Let me check."},
+                   {"type": "tool_use", "id": f"toolu_{asked.turn}", "name": asked.tool, "input": dict(TOOL_INPUT)}]
+    else:
+        content = [{"type": "text", "text": text}]
+    return {"id": f"msg_{name}_{time.monotonic_ns()}", "type": "message", "role": "assistant", "model": model,
+            "content": content, "stop_reason": "end_turn" if text is not None else "tool_use",
+            "stop_sequence": None, "usage": {"input_tokens": 3, "output_tokens": 5}}
+
+
+def anthropic_deltas(block: dict[str, Any]) -> list[dict[str, Any]]:
+    if block["type"] == "text":  # word pieces that concatenate back to exactly the text
+        return [{"type": "text_delta", "text": piece} for piece in re.findall(r"\s*\S+\s*|\s+", block["text"])]
+    return [{"type": "input_json_delta", "partial_json": part} for part in halves(json.dumps(block["input"]))]
+
+
+def anthropic_events(message: dict[str, Any], behaviour: dict[str, Any]) -> list[Event]:
+    """The streamed form of `message`: accumulated, it is `message` again."""
+    def sse(data: dict[str, Any], counted: bool = False) -> Event:
+        return f"event: {data['type']}\ndata: {json.dumps(data)}\n\n".encode(), counted
+
+    start = {**message, "content": [], "stop_reason": None, "usage": {"input_tokens": 3, "output_tokens": 1}}
+    events = [sse({"type": "message_start", "message": start}), sse({"type": "ping"})]
+    for index, block in enumerate(message["content"]):
+        empty = {**block, "text": ""} if block["type"] == "text" else {**block, "input": {}}
+        events.append(sse({"type": "content_block_start", "index": index, "content_block": empty}))
+        events += [sse({"type": "content_block_delta", "index": index, "delta": delta}, True)
+                   for delta in anthropic_deltas(block)]
+        events.append(sse({"type": "content_block_stop", "index": index}))
+    events.append(sse({"type": "message_delta", "usage": {"output_tokens": 5},
+                       "delta": {"stop_reason": message["stop_reason"], "stop_sequence": None}}))
+    if not behaviour["no_done"]:
+        events.append(sse({"type": "message_stop"}))
+    return events
+
+
+def anthropic_error(name: str, status: int, error: dict[str, Any] | None) -> dict[str, Any]:
+    kind = "api_error" if status >= 500 else "rate_limit_error" if status == 429 else "invalid_request_error"
+    return {"type": "error", "error": error or {"type": kind, "message": f"{name} failed"}}
+
+
+async def send(request: web.Request, events: list[Event], behaviour: dict[str, Any],
+               malformed: bytes) -> web.StreamResponse:
+    """SSE events; the faults count chunks, and with die_after_chunks the connection is cut mid-stream."""
+    response = web.StreamResponse(headers={"content-type": "text/event-stream", **behaviour["headers"]})
+    await response.prepare(request)
+    if behaviour["first_event_ms"]:
+        await asyncio.sleep(behaviour["first_event_ms"] / 1000)
+    index = 0
+    for event, counted in events:
+        if counted:
+            if behaviour["die_after_chunks"] is not None and index >= behaviour["die_after_chunks"]:
+                assert request.transport is not None
+                request.transport.abort()  # no terminating event: the stream is truncated
+                return response
+            if behaviour["stall_after_chunks"] is not None and index >= behaviour["stall_after_chunks"]:
+                await asyncio.sleep(3600)
+            broken, index = index == behaviour["malformed_after_chunks"], index + 1
+            if broken:
+                await response.write(malformed)
+                continue
+        await response.write(event)
+        if counted and behaviour["chunk_delay_ms"]:
+            await asyncio.sleep(behaviour["chunk_delay_ms"] / 1000)
+    await response.write_eof()
+    return response
 
 
 def make_app(name: str) -> web.Application:
@@ -50,14 +259,20 @@ def make_app(name: str) -> web.Application:
                                 "chunks": 5, "chunk_delay_ms": 0, "die_after_chunks": None,
                                 "headers": {}, "script": [], "reset": False, "hang": False,
                                 "error": None, "first_event_ms": 0, "stall_after_chunks": None,
-                                "malformed_after_chunks": None, "no_done": False, "answer": None}
+                                "malformed_after_chunks": None, "no_done": False, "answer": None,
+                                "use_tools": False}
     control = dict(defaults)
 
-    async def chat(request: web.Request) -> web.StreamResponse:
+    async def received(request: web.Request) -> dict[str, Any]:
+        """Record the request (with its raw text, for tests that compare bytes); its body."""
         raw = await request.read()
-        body = json.loads(raw)
+        body: dict[str, Any] = json.loads(raw)
         requests.append({"path": request.path, "headers": dict(request.headers), "body": body,
-                         "at": time.time()})
+                         "raw": raw.decode("utf-8", "replace"), "at": time.time()})
+        return body
+
+    async def behave(request: web.Request) -> dict[str, Any] | None:
+        """This request's behaviour after its delay, or None when the connection was reset."""
         script = control["script"]
         behaviour = {**control, **(script.pop(0) if script else {})}
         if behaviour["delay_ms"]:
@@ -65,59 +280,47 @@ def make_app(name: str) -> web.Application:
         if behaviour["reset"]:
             assert request.transport is not None
             request.transport.abort()
-            return web.Response()
+            return None
         if behaviour["hang"]:
             await asyncio.sleep(3600)
+        return behaviour
+
+    async def chat(request: web.Request) -> web.StreamResponse:
+        body = await received(request)
+        behaviour = await behave(request)
+        if behaviour is None:
+            return web.Response()
         if behaviour["status"] != 200:
             error = behaviour["error"] or {"message": f"{name} failed", "type": "server_error", "code": None}
             return web.json_response({"error": error}, status=behaviour["status"],
                                      headers=behaviour["headers"])
         if body.get("stream"):
-            return await stream(request, body, behaviour)
+            return await send(request, openai_events(name, body, behaviour), behaviour, OPENAI_MALFORMED)
         if behaviour["raw"] is not None or behaviour["route"] is not None:
             answer = behaviour["raw"] if behaviour["raw"] is not None else json.dumps({"route": behaviour["route"]})
             return web.json_response(completion(name, body.get("model", ""), answer))
-        return web.json_response(completion(name, body.get("model", ""), f"hello from {name}"),
-                                 headers=behaviour["headers"])
+        asked = asked_openai(body)
+        text = decide(name, asked, behaviour)
+        calls = [openai_call(asked)] if text is None else None
+        return web.json_response(completion(name, body.get("model", ""), text, calls), headers=behaviour["headers"])
 
-    def contents(body: dict[str, Any], behaviour: dict[str, Any]) -> list[str]:
-        if behaviour["answer"] is None:
-            return [f"{name}-{index} " for index in range(behaviour["chunks"])]
-        words = behaviour["answer"].split()
-        last = body["messages"][-1]
-        if last.get("role") == "assistant":  # continue the partial answer
-            words = words[len(str(last.get("content", "")).split()):]
-        return [f"{word} " for word in words]
+    async def messages(request: web.Request) -> web.StreamResponse:
+        body = await received(request)
+        behaviour = await behave(request)
+        if behaviour is None:
+            return web.Response()
+        if behaviour["status"] != 200:
+            return web.json_response(anthropic_error(name, behaviour["status"], behaviour["error"]),
+                                     status=behaviour["status"], headers=behaviour["headers"])
+        asked = asked_anthropic(body)
+        message = anthropic_message(name, body.get("model", ""), asked, decide(name, asked, behaviour))
+        if body.get("stream"):
+            return await send(request, anthropic_events(message, behaviour), behaviour, ANTHROPIC_MALFORMED)
+        return web.json_response(message, headers=behaviour["headers"])
 
-    async def stream(request: web.Request, body: dict[str, Any], behaviour: dict[str, Any]) -> web.StreamResponse:
-        """SSE chat completion chunks; with die_after_chunks, the connection is cut mid-stream."""
-        model = body.get("model", "")
-        response = web.StreamResponse(headers={"content-type": "text/event-stream", **behaviour["headers"]})
-        await response.prepare(request)
-        if behaviour["first_event_ms"]:
-            await asyncio.sleep(behaviour["first_event_ms"] / 1000)
-        for index, content in enumerate(contents(body, behaviour)):
-            if behaviour["die_after_chunks"] is not None and index >= behaviour["die_after_chunks"]:
-                assert request.transport is not None
-                request.transport.abort()  # no terminating chunk: the stream is truncated
-                return response
-            if behaviour["stall_after_chunks"] is not None and index >= behaviour["stall_after_chunks"]:
-                await asyncio.sleep(3600)
-            if behaviour["malformed_after_chunks"] is not None and index == behaviour["malformed_after_chunks"]:
-                await response.write(b'data: {"choices": [{"delta": \n\n')
-                continue
-            chunk = {"id": f"chatcmpl-{name}", "object": "chat.completion.chunk", "created": 0, "model": model,
-                     "choices": [{"index": 0, "delta": {"content": content}, "finish_reason": None}]}
-            await response.write(f"data: {json.dumps(chunk)}\n\n".encode())
-            if behaviour["chunk_delay_ms"]:
-                await asyncio.sleep(behaviour["chunk_delay_ms"] / 1000)
-        done = {"id": f"chatcmpl-{name}", "object": "chat.completion.chunk", "created": 0, "model": model,
-                "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
-        await response.write(f"data: {json.dumps(done)}\n\n".encode())
-        if not behaviour["no_done"]:
-            await response.write(b"data: [DONE]\n\n")
-        await response.write_eof()
-        return response
+    async def count_tokens(request: web.Request) -> web.Response:
+        body = await received(request)  # not scripted: it answers at once
+        return web.json_response({"input_tokens": len(json.dumps(body.get("messages"))) // 4})
 
     async def other(request: web.Request) -> web.Response:
         raw = await request.read()
@@ -143,6 +346,8 @@ def make_app(name: str) -> web.Application:
     app.router.add_delete("/_test/requests", reset)
     app.router.add_post("/_test/control", set_control)
     app.router.add_post("/{prefix:.*}chat/completions", chat)
+    app.router.add_post("/{prefix:.*}messages/count_tokens", count_tokens)
+    app.router.add_post("/{prefix:.*}messages", messages)
     app.router.add_route("*", "/{tail:.*}", other)
     return app
 
