@@ -215,7 +215,7 @@ def test_a_broken_stream_is_continued_by_a_fallback_that_takes_an_assistant_pref
         model="storyteller", messages=[{"role": "user", "content": "tell me"}], stream=True)
     chunks = list(stream)
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
-    assert text == "".join(f"{word} " for word in ANSWER.split())  # the whole answer, once
+    assert text == " ".join(ANSWER.split())  # the whole answer, once
     assert chunks[-1].choices[0].finish_reason == "stop"
     # Honest about who wrote what: every chunk names the model that produced it.
     writers = [c.model for c in chunks]

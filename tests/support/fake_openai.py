@@ -124,6 +124,11 @@ def decide(name: str, asked: Asked, behaviour: dict[str, Any]) -> str | None:
     return f"hello from {name}" + (f" ({asked.images} images)" if asked.images else "")
 
 
+def pieces(text: str) -> list[str]:
+    """Word pieces that concatenate back to exactly `text` (a stream equals the whole answer)."""
+    return re.findall(r"\s*\S+\s*|\s+", text)
+
+
 def halves(text: str) -> list[str]:
     return [text[:len(text) // 2], text[len(text) // 2:]]
 
@@ -150,7 +155,7 @@ def openai_call(asked: Asked) -> dict[str, Any]:
 def openai_pieces(name: str, asked: Asked, behaviour: dict[str, Any], text: str) -> list[str]:
     """A text stream's contents: its words, or (the old default, kept) `chunks` numbered words."""
     if asked.tool_result is not None or behaviour["answer"] is not None:
-        return [f"{word} " for word in text.split()]
+        return pieces(text)
     images = [f" ({asked.images} images)"] if asked.images else []
     return [f"{name}-{index} " for index in range(behaviour["chunks"])] + images
 
@@ -197,7 +202,7 @@ def anthropic_message(name: str, model: str, asked: Asked, text: str | None) -> 
 
 def anthropic_deltas(block: dict[str, Any]) -> list[dict[str, Any]]:
     if block["type"] == "text":  # word pieces that concatenate back to exactly the text
-        return [{"type": "text_delta", "text": piece} for piece in re.findall(r"\s*\S+\s*|\s+", block["text"])]
+        return [{"type": "text_delta", "text": piece} for piece in pieces(block["text"])]
     return [{"type": "input_json_delta", "partial_json": part} for part in halves(json.dumps(block["input"]))]
 
 
