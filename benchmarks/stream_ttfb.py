@@ -1,6 +1,8 @@
 """Time to first byte of a streamed chat completion: direct to the provider vs through Switchyard
 (explicit model and `auto` with a scripted router answering at once, and an explicit model with a
-fallback chain, which takes the guarded path), same run, interleaved.
+fallback chain, which takes the guarded path), same run, interleaved. The same for the Anthropic
+door: direct to an Anthropic-API provider, through Switchyard to it (pass-through), and translated
+both ways (Anthropic app -> OpenAI provider, OpenAI app -> Anthropic provider).
 
     python benchmarks/stream_ttfb.py [--requests 300]
 """
@@ -25,6 +27,8 @@ from tests.support.live_policy import policy  # noqa: E402
 
 def ttfb_ms(client: httpx.Client, url: str, model: str) -> float:
     body = {"model": model, "stream": True, "messages": [{"role": "user", "content": "hi"}]}
+    if url.endswith("/messages"):
+        body["max_tokens"] = 64
     started = time.perf_counter()
     with client.stream("POST", url, json=body) as response:
         assert response.status_code == 200, response.status_code
@@ -48,13 +52,20 @@ def main() -> None:
         router.control(route="chat")
         upstream.control(chunks=3, chunk_delay_ms=5)
         text = policy(router, {"up": upstream}, {"alpha-chat": "up"}, {"chat": "alpha-chat"})
-        chained = "  chained: {provider: up, upstream_model: alpha-chat, fallbacks: [alpha-chat]}\n"
-        (work / "policies" / "default.yaml").write_text(text.replace("models:\n", "models:\n" + chained))
+        models = ("  chained: {provider: up, upstream_model: alpha-chat, fallbacks: [alpha-chat]}\n"
+                  "  claude: {provider: anthropic, upstream_model: claude}\n")
+        anthropic = f"  anthropic: {{base_url: '{upstream.url}/v1', api: anthropic}}\n"
+        text = text.replace("models:\n", "models:\n" + models).replace("providers:\n", "providers:\n" + anthropic)
+        (work / "policies" / "default.yaml").write_text(text)
         sidecar = start_sidecar("switchyard", work / "policies", work / "logs")
         targets = {"direct": (f"{upstream.url}/v1/chat/completions", "alpha-chat"),
                    "switchyard explicit": (f"{sidecar.base_url}/chat/completions", "alpha-chat"),
                    "switchyard auto": (f"{sidecar.base_url}/chat/completions", "auto"),
-                   "switchyard chained": (f"{sidecar.base_url}/chat/completions", "chained")}
+                   "switchyard chained": (f"{sidecar.base_url}/chat/completions", "chained"),
+                   "anthropic direct": (f"{upstream.url}/v1/messages", "claude"),
+                   "messages pass-through": (f"{sidecar.base_url}/messages", "claude"),
+                   "messages -> openai": (f"{sidecar.base_url}/messages", "alpha-chat"),
+                   "chat -> anthropic": (f"{sidecar.base_url}/chat/completions", "claude")}
         samples: dict[str, list[float]] = {name: [] for name in targets}
         with httpx.Client() as client:
             for index in range(args.requests + 20):
@@ -70,7 +81,7 @@ def main() -> None:
     print(f"streamed chat completions, {args.requests} per target, interleaved")
     for name, values in samples.items():
         q = statistics.quantiles(values, n=100)
-        print(f"{name:>20}: TTFB p50 {statistics.median(values):6.2f} ms  p99 {q[98]:6.2f} ms")
+        print(f"{name:>22}: TTFB p50 {statistics.median(values):6.2f} ms  p99 {q[98]:6.2f} ms")
 
 
 if __name__ == "__main__":
