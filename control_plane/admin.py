@@ -8,7 +8,7 @@ from dataclasses import asdict
 from aiohttp import web
 
 from control_plane.failover.circuits import Circuits
-from control_plane.observability import metrics
+from control_plane.observability.metrics import Metrics
 from control_plane.policy.reloader import ReloadStatus
 from control_plane.policy.snapshot import SnapshotStore
 
@@ -17,7 +17,7 @@ ReadyCheck = Callable[[], Awaitable[bool]]
 
 def admin_app(
     snapshots: SnapshotStore, ready: ReadyCheck, reload_status: Callable[[], ReloadStatus],
-    circuits: Circuits,
+    circuits: Circuits, metrics: Metrics,
 ) -> web.Application:
     async def healthz(_: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})

@@ -21,11 +21,13 @@ from grpclib.server import Server
 from control_plane.admin import admin_app
 from control_plane.children import Child
 from control_plane.extproc.codec import RawOrProtoCodec
+from control_plane.extproc.processor import Shared
 from control_plane.extproc.service import ExtProcService
 from control_plane.failover.circuits import Circuits
 from control_plane.failover.runner import Failover
 from control_plane.observability import tracing
 from control_plane.observability.access_log import AccessLogSink
+from control_plane.observability.metrics import Metrics
 from control_plane.policy.loader import load_policy_set
 from control_plane.policy.model import PolicySet
 from control_plane.policy.reloader import Reloader
@@ -147,18 +149,20 @@ async def run(options: SidecarOptions) -> int:
         log.warning("no_app_keys", listen=str(options.listen),
                     message="the listener is reachable from other hosts and no apps.yaml declares "
                             "app keys: anyone who reaches it spends your provider keys")
+    metrics = Metrics()
     routers = RouterPool()
     snapshots = SnapshotStore(await routers.snapshot(policies))
     xds = XdsCache()
-    reloader = Reloader(options.policies, snapshots, xds, routers, drain_s=options.drain_s)
+    reloader = Reloader(options.policies, snapshots, xds, routers, drain_s=options.drain_s,
+                        metrics=metrics)
     await reloader.publish_initial()
     # One gRPC server for Envoy: ext_proc (per request), ADS (clusters and routes) and the
     # access log (request metrics).
-    server = Server([ExtProcService(snapshots), AdsServer(xds), AccessLogSink()],
+    server = Server([ExtProcService(snapshots, Shared(metrics)), AdsServer(xds), AccessLogSink(metrics)],
                     codec=RawOrProtoCodec())
     await server.start(options.processor.host, options.processor.port)
-    circuits = Circuits()
-    failover = Failover(snapshots, circuits)
+    circuits = Circuits(metrics=metrics)
+    failover = Failover(snapshots, circuits, metrics)
     failover_runner = web.AppRunner(failover.app(), access_log=None, handler_cancellation=True)
     await failover_runner.setup()
     await web.TCPSite(failover_runner, options.failover.host, options.failover.port).start()
@@ -167,7 +171,8 @@ async def run(options: SidecarOptions) -> int:
         watcher.start()
 
     readiness = _readiness_urls(options)
-    admin = admin_app(snapshots, lambda: _all_ready(readiness), lambda: reloader.status, circuits)
+    admin = admin_app(snapshots, lambda: _all_ready(readiness), lambda: reloader.status, circuits,
+                      metrics)
     admin_runner = web.AppRunner(admin)
     await admin_runner.setup()
     await web.TCPSite(admin_runner, options.admin.host, options.admin.port).start()

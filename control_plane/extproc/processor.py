@@ -27,7 +27,8 @@ from control_plane.headers import (
     plan_value,
 )
 from control_plane.limits import MAX_BODY_BYTES, body_too_large
-from control_plane.observability import metrics, tracing
+from control_plane.observability import tracing
+from control_plane.observability.metrics import Metrics
 from control_plane.openai_errors import RequestError
 from control_plane.policy.apps import App
 from control_plane.policy.model import DEFAULT_POLICY, Model, Policy
@@ -98,12 +99,15 @@ def _upstream_headers(set_headers: list[tuple[str, str]], client_headers: Mappin
     return tuple(set_headers), tuple(remove)
 
 
-@dataclass
 class Shared:
-    """What outlives one request: per-app rate limits and the router-decision caches."""
+    """What outlives one request: per-app rate limits, the router-decision caches, and the
+    metrics they are counted in."""
 
-    limiter: RateLimiter = field(default_factory=RateLimiter)
-    decisions: DecisionCaches = field(default_factory=DecisionCaches)
+    def __init__(self, metrics: Metrics | None = None, limiter: RateLimiter | None = None,
+                 decisions: DecisionCaches | None = None) -> None:
+        self.metrics = metrics or Metrics()
+        self.limiter = limiter or RateLimiter()
+        self.decisions = decisions or DecisionCaches(metrics=self.metrics)
 
 
 class RequestProcessor:
@@ -188,7 +192,7 @@ class RequestProcessor:
         record too (log line, metric, and Envoy's access log through dynamic metadata)."""
         policy = self.policy.name if self.policy else None
         app = self.app.name if self.app else None
-        metrics.REJECTIONS.labels(app or "", error.code).inc()
+        self.shared.metrics.rejections.labels(app or "", error.code).inc()
         log.info("rejected", request_id=self.headers.get("x-request-id"), app=app, policy=policy,
                  status=error.status, reason=error.code, trace_id=tracing.trace_id())
         if self.span.is_recording():
@@ -259,7 +263,7 @@ class RequestProcessor:
         set_headers, remove = _upstream_headers(headers + list(tracing.inject().items()), self.headers)
         if body is not None:
             set_headers += (("content-length", str(len(body))),)
-        metrics.record(decision)
+        self.shared.metrics.record(decision)
         log.info("decision", request_id=self.headers.get("x-request-id"), trace_id=tracing.trace_id(),
                  **decision.log_fields())
         if self.span.is_recording():

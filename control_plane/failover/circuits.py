@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from control_plane.observability import metrics
+from control_plane.observability.metrics import Metrics
 from control_plane.policy.model import Model
 
 CLOSED, OPEN, HALF_OPEN = "closed", "open", "half_open"
@@ -31,8 +31,9 @@ class Circuit:
 
 
 class Circuits:
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic, metrics: Metrics | None = None) -> None:
         self.clock = clock
+        self.metrics = metrics or Metrics()
         self._circuits: dict[tuple[str, str], Circuit] = {}
 
     def _get(self, model: Model) -> Circuit:
@@ -71,9 +72,8 @@ class Circuits:
             circuit.probing = False
             self._changed(model, OPEN)
 
-    @staticmethod
-    def _changed(model: Model, state: str) -> None:
-        metrics.CIRCUIT_OPEN.labels(model.provider.name, model.upstream_model).set(state != CLOSED)
+    def _changed(self, model: Model, state: str) -> None:
+        self.metrics.circuit_open.labels(model.provider.name, model.upstream_model).set(state != CLOSED)
 
     def describe(self, model: Model) -> dict[str, object]:
         circuit = self._get(model)

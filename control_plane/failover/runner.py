@@ -51,7 +51,8 @@ from control_plane.headers import (
     PLAN_HEADER,
     parse_plan,
 )
-from control_plane.observability import metrics, tracing
+from control_plane.observability import tracing
+from control_plane.observability.metrics import Metrics
 from control_plane.openai_errors import RequestError
 from control_plane.policy.model import Model, Policy, Provider
 from control_plane.policy.snapshot import SnapshotStore
@@ -148,9 +149,10 @@ def _json_error(door: Door | None, status: int, message: str, code: str, attempt
 
 
 class Failover:
-    def __init__(self, snapshots: SnapshotStore, circuits: Circuits) -> None:
+    def __init__(self, snapshots: SnapshotStore, circuits: Circuits, metrics: Metrics | None = None) -> None:
         self.snapshots = snapshots
         self.circuits = circuits
+        self.metrics = metrics or circuits.metrics
         self.sessions = ProviderSessions()
 
     def app(self) -> web.Application:
@@ -208,7 +210,7 @@ class Failover:
                 if started is None:
                     span.set_status(StatusCode.ERROR, outcome.label)
         exchange.attempts.add(model.name, outcome.label)
-        metrics.ATTEMPTS.labels(exchange.policy.name, model.name, outcome.label).inc()
+        self.metrics.attempts.labels(exchange.policy.name, model.name, outcome.label).inc()
         if outcome.counts_against_provider:
             self.circuits.failure(model)
         else:
@@ -276,7 +278,7 @@ class Failover:
             body = continuation_body(exchange.body, model.assistant_prefix, text)
             started, _ = await self._try(exchange, model, body, model.failover.first_token_s)
             if started is not None:
-                metrics.CONTINUATIONS.labels(broken.name, model.name).inc()
+                self.metrics.continuations.labels(broken.name, model.name).inc()
                 return started
         return None
 
@@ -389,7 +391,7 @@ class Failover:
                 if failure is None:
                     await response.write_eof()
                     return response
-                metrics.STREAM_ERRORS.labels(current.model.name).inc()
+                self.metrics.stream_errors.labels(current.model.name).inc()
                 self.circuits.failure(current.model)
                 log.warning("stream_broken", model=current.model.name, reason=failure,
                             events=current.guard.events, request_id=request.headers.get("x-request-id"))

@@ -22,7 +22,7 @@ from envoy_data_plane.envoy.service.accesslog.v3 import AccessLogServiceBase
 from grpclib.server import Stream
 
 from control_plane.headers import METADATA_NAMESPACE, MODEL_HEADER
-from control_plane.observability import metrics
+from control_plane.observability.metrics import Metrics
 from control_plane.protowire import WireError, message_fields, string_map
 
 log = structlog.get_logger("switchyard.access_log")
@@ -93,23 +93,26 @@ def decode_entries(message: bytes) -> list[Entry]:
     return entries
 
 
-def record(entry: Entry) -> None:
+def record(entry: Entry, metrics: Metrics) -> None:
     fields = entry.decision
     labels = (fields.get("app", ""), fields.get("policy", ""), fields.get("route", ""),
               entry.answered_model or fields.get("model", ""))
-    metrics.REQUESTS.labels(*labels, str(entry.status)).inc()
+    metrics.requests.labels(*labels, str(entry.status)).inc()
     if entry.seconds is not None:
-        metrics.REQUEST_SECONDS.labels(*labels).observe(entry.seconds)
+        metrics.request_seconds.labels(*labels).observe(entry.seconds)
 
 
 class AccessLogSink(AccessLogServiceBase):
     """Envoy's ALS client: a stream of batches; nothing is ever answered until it closes."""
 
+    def __init__(self, metrics: Metrics) -> None:
+        self.metrics = metrics
+
     async def handle(self, stream: Stream[bytes, bytes]) -> None:
         async for message in stream:
             try:
                 for entry in decode_entries(message):
-                    record(entry)
+                    record(entry, self.metrics)
             except WireError:
                 log.warning("access_log_unreadable", size=len(message))
         await stream.send_message(b"")  # StreamAccessLogsResponse {}

@@ -1,7 +1,16 @@
 """Prometheus metrics, fed from the decision record (one place) and from Envoy's access log
-(status and total time, which only Envoy sees for the direct path)."""
+(status and total time, which only Envoy sees for the direct path).
+
+One `Metrics` per process, passed to what records (never a module global). Under `switchyard up`
+the control plane and every processor worker record into prometheus-client's multiprocess files
+(`use_multiprocess_dir`), and /metrics sums them: counts are per sidecar, whichever worker
+served a request, and a dead worker's counts are kept.
+"""
 
 from __future__ import annotations
+
+import os
+from pathlib import Path
 
 from prometheus_client import (
     CollectorRegistry,
@@ -10,105 +19,98 @@ from prometheus_client import (
     Histogram,
     disable_created_metrics,
     generate_latest,
+    multiprocess,
+    values,
 )
 
 from control_plane.routing.decision import Decision
 
 disable_created_metrics()  # type: ignore[no-untyped-call]  # no `_created` series: they double the series count for nothing
-REGISTRY = CollectorRegistry()
 # 1 ms to 10 s: router decisions (a few ms) and whole LLM calls (seconds) both resolve.
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
-
-DECISIONS = Counter(
-    "switchyard_decisions",
-    "Routing decisions, by app, policy, route, model, decision kind and reason (fallback and "
-    "degraded decisions carry the reason; others an empty one).",
-    ["app", "policy", "route", "model", "decision", "reason"],
-    registry=REGISTRY,
-)
-REJECTIONS = Counter(
-    "switchyard_rejections",
-    "Requests Switchyard answered with an error itself, by app and reason (the error code).",
-    ["app", "reason"],
-    registry=REGISTRY,
-)
-ROUTER_SECONDS = Histogram(
-    "switchyard_router_seconds",
-    "Time spent asking the router model, per decision that asked it.",
-    ["policy"],
-    buckets=LATENCY_BUCKETS,
-    registry=REGISTRY,
-)
-REQUESTS = Counter(
-    "switchyard_requests",
-    "Requests answered, by app, policy, route, the model that answered, and HTTP status "
-    "(from Envoy's access log).",
-    ["app", "policy", "route", "model", "status"],
-    registry=REGISTRY,
-)
-REQUEST_SECONDS = Histogram(
-    "switchyard_request_duration_seconds",
-    "Total time of a request as Envoy saw it, from the first byte in to the last byte out.",
-    ["app", "policy", "route", "model"],
-    buckets=LATENCY_BUCKETS,
-    registry=REGISTRY,
-)
-
-DECISION_CACHE_ENTRIES = Gauge(
-    "switchyard_decision_cache_entries",
-    "Router decisions kept for reuse (per user turn or conversation), per policy.",
-    ["policy"],
-    registry=REGISTRY,
-)
-
-POLICY_RELOADS = Counter(
-    "switchyard_policy_reloads",
-    "Policy folder reloads, by result (ok: published; error: rejected, last good kept).",
-    ["result"],
-    registry=REGISTRY,
-)
-for _result in ("ok", "error"):
-    POLICY_RELOADS.labels(_result)  # both series exist (at 0) before the first reload
-POLICY_GENERATION = Gauge(
-    "switchyard_policy_generation",
-    "Generation of the policy snapshot in use (1 at start, +1 per applied reload).",
-    registry=REGISTRY,
-)
+MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"  # prometheus-client's own variable
 
 
-def record(decision: Decision) -> None:
-    kind, reason = decision.kind_and_reason
-    DECISIONS.labels(decision.app, decision.policy, decision.route, decision.model, kind, reason).inc()
-    if decision.router_ms is not None:
-        ROUTER_SECONDS.labels(decision.policy).observe(decision.router_ms / 1000)
+def use_multiprocess_dir(directory: Path) -> None:
+    """Record into `directory` from now on, in this process and the workers it starts (they
+    inherit the variable). Call before the first Metrics() of the process."""
+    os.environ[MULTIPROCESS_ENV] = str(directory)
+    values.ValueClass = values.get_value_class()  # type: ignore[no-untyped-call]
 
 
-def exposition() -> bytes:
-    return generate_latest(REGISTRY)
+def worker_died(pid: int) -> None:
+    """A dead worker's live gauges stop counting (its counters are kept)."""
+    if os.environ.get(MULTIPROCESS_ENV):
+        multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]
 
 
-# The guarded path (control_plane/failover/runner.py).
-ATTEMPTS = Counter(
-    "switchyard_attempts",
-    "Provider attempts on the guarded path, by policy, model and result (status or error).",
-    ["policy", "model", "result"],
-    registry=REGISTRY,
-)
-STREAM_ERRORS = Counter(
-    "switchyard_stream_errors",
-    "Streams that broke after the app got the first event (stall, cut, malformed, no [DONE]).",
-    ["model"],
-    registry=REGISTRY,
-)
-CONTINUATIONS = Counter(
-    "switchyard_stream_continuations",
-    "Broken streams finished by a fallback that continued the partial answer.",
-    ["broken_model", "model"],
-    registry=REGISTRY,
-)
-CIRCUIT_OPEN = Gauge(
-    "switchyard_circuit_open",
-    "1 while a model's circuit is open or half-open (skipped, or waiting for a probe), else 0.",
-    ["provider", "upstream_model"],
-    registry=REGISTRY,
-)
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = registry = CollectorRegistry()
+        self.decisions = Counter(
+            "switchyard_decisions",
+            "Routing decisions, by app, policy, route, model, decision kind and reason (fallback and "
+            "degraded decisions carry the reason; others an empty one).",
+            ["app", "policy", "route", "model", "decision", "reason"], registry=registry)
+        self.rejections = Counter(
+            "switchyard_rejections",
+            "Requests Switchyard answered with an error itself, by app and reason (the error code).",
+            ["app", "reason"], registry=registry)
+        self.router_seconds = Histogram(
+            "switchyard_router_seconds", "Time spent asking the router model, per decision that asked it.",
+            ["policy"], buckets=LATENCY_BUCKETS, registry=registry)
+        self.requests = Counter(
+            "switchyard_requests",
+            "Requests answered, by app, policy, route, the model that answered, and HTTP status "
+            "(from Envoy's access log).",
+            ["app", "policy", "route", "model", "status"], registry=registry)
+        self.request_seconds = Histogram(
+            "switchyard_request_duration_seconds",
+            "Total time of a request as Envoy saw it, from the first byte in to the last byte out.",
+            ["app", "policy", "route", "model"], buckets=LATENCY_BUCKETS, registry=registry)
+        self.decision_cache_entries = Gauge(
+            "switchyard_decision_cache_entries",
+            "Router decisions kept for reuse (per user turn or conversation), per policy.",
+            ["policy"], registry=registry, multiprocess_mode="livesum")
+        self.policy_reloads = Counter(
+            "switchyard_policy_reloads",
+            "Policy folder reloads, by result (ok: published; error: rejected, last good kept).",
+            ["result"], registry=registry)
+        for result in ("ok", "error"):
+            self.policy_reloads.labels(result)  # both series exist (at 0) before the first reload
+        self.policy_generation = Gauge(
+            "switchyard_policy_generation",
+            "Generation of the policy snapshot in use (1 at start, +1 per applied reload).",
+            registry=registry, multiprocess_mode="livemax")
+        # The guarded path (control_plane/failover/runner.py).
+        self.attempts = Counter(
+            "switchyard_attempts",
+            "Provider attempts on the guarded path, by policy, model and result (status or error).",
+            ["policy", "model", "result"], registry=registry)
+        self.stream_errors = Counter(
+            "switchyard_stream_errors",
+            "Streams that broke after the app got the first event (stall, cut, malformed, no [DONE]).",
+            ["model"], registry=registry)
+        self.continuations = Counter(
+            "switchyard_stream_continuations",
+            "Broken streams finished by a fallback that continued the partial answer.",
+            ["broken_model", "model"], registry=registry)
+        self.circuit_open = Gauge(
+            "switchyard_circuit_open",
+            "1 while a model's circuit is open or half-open (skipped, or waiting for a probe), else 0.",
+            ["provider", "upstream_model"], registry=registry, multiprocess_mode="livemax")
+
+    def record(self, decision: Decision) -> None:
+        kind, reason = decision.kind_and_reason
+        self.decisions.labels(decision.app, decision.policy, decision.route, decision.model, kind, reason).inc()
+        if decision.router_ms is not None:
+            self.router_seconds.labels(decision.policy).observe(decision.router_ms / 1000)
+
+    def exposition(self) -> bytes:
+        """This process's metrics, or with multiprocess files every process's, summed."""
+        directory = os.environ.get(MULTIPROCESS_ENV)
+        if not directory:
+            return generate_latest(self.registry)
+        merged = CollectorRegistry()
+        multiprocess.MultiProcessCollector(merged, path=directory)  # type: ignore[no-untyped-call]
+        return generate_latest(merged)

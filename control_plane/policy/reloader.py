@@ -18,7 +18,7 @@ from pathlib import Path
 
 import structlog
 
-from control_plane.observability import metrics
+from control_plane.observability.metrics import Metrics
 from control_plane.policy.loader import PolicyError, load_policy_set
 from control_plane.policy.model import providers_of
 from control_plane.policy.router_pool import RouterPool
@@ -39,9 +39,10 @@ class ReloadStatus:
 class Reloader:
     def __init__(
         self, directory: Path, snapshots: SnapshotStore, xds: XdsCache, routers: RouterPool,
-        drain_s: float = 30.0, ack_timeout_s: float = 5.0,
+        drain_s: float = 30.0, ack_timeout_s: float = 5.0, metrics: Metrics | None = None,
     ) -> None:
         self.directory = directory
+        self.metrics = metrics or Metrics()
         self.snapshots = snapshots
         self.routers = routers
         self.xds = xds
@@ -50,7 +51,7 @@ class Reloader:
         self.status = ReloadStatus(ok=True, at=time.time())
         self._lock = asyncio.Lock()
         self._drain: asyncio.Task[None] | None = None
-        metrics.POLICY_GENERATION.set(snapshots.generation)
+        self.metrics.policy_generation.set(snapshots.generation)
 
     async def publish_initial(self) -> None:
         """Envoy is not connected yet: it gets this snapshot when it connects."""
@@ -80,8 +81,8 @@ class Reloader:
                 log.warning("xds_ack_timeout", version=version)
             self.snapshots.swap(snapshot)
             self.status = ReloadStatus(ok=True, at=time.time())
-            metrics.POLICY_RELOADS.labels("ok").inc()
-            metrics.POLICY_GENERATION.set(self.snapshots.generation)
+            self.metrics.policy_reloads.labels("ok").inc()
+            self.metrics.policy_generation.set(self.snapshots.generation)
             log.info("policies_reloaded", generation=self.snapshots.generation, versions=new.versions())
             if {p.cluster for p in old.providers()} - {p.cluster for p in new.providers()}:
                 self._schedule_drain()
@@ -89,7 +90,7 @@ class Reloader:
 
     def _failed(self, errors: list[str]) -> bool:
         self.status = ReloadStatus(ok=False, errors=tuple(errors), at=time.time())
-        metrics.POLICY_RELOADS.labels("error").inc()
+        self.metrics.policy_reloads.labels("error").inc()
         log.error("policy_reload_failed", errors=errors)
         return False
 

@@ -14,7 +14,7 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from control_plane.observability import metrics
+from control_plane.observability.metrics import Metrics
 from control_plane.policy.model import Policy
 
 
@@ -27,8 +27,9 @@ class CachedDecision:
 
 class TurnCache:
     def __init__(self, policy: str, max_entries: int, ttl_s: float,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, metrics: Metrics | None = None) -> None:
         self.policy = policy
+        self.metrics = metrics or Metrics()
         self.max_entries = max_entries
         self.ttl_s = ttl_s
         self.clock = clock
@@ -54,7 +55,7 @@ class TurnCache:
         self._entries.move_to_end(key)
         while len(self._entries) > self.max_entries:
             self._entries.popitem(last=False)
-        metrics.DECISION_CACHE_ENTRIES.labels(self.policy).set(len(self._entries))
+        self.metrics.decision_cache_entries.labels(self.policy).set(len(self._entries))
 
     async def once(
         self, key: str, decide: Callable[[], Awaitable[CachedDecision | None]]
@@ -86,16 +87,17 @@ class TurnCache:
 class DecisionCaches:
     """The current TurnCache of each policy; a new policy version gets a fresh one."""
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic, metrics: Metrics | None = None) -> None:
         self.clock = clock
+        self.metrics = metrics or Metrics()
         self._caches: dict[str, tuple[str, TurnCache]] = {}
 
     def for_policy(self, policy: Policy) -> TurnCache:
         current = self._caches.get(policy.name)
         if current is None or current[0] != policy.version:
             settings = policy.decisions
-            cache = TurnCache(policy.name, settings.max_entries, settings.ttl_s, self.clock)
+            cache = TurnCache(policy.name, settings.max_entries, settings.ttl_s, self.clock, self.metrics)
             self._caches[policy.name] = (policy.version, cache)
-            metrics.DECISION_CACHE_ENTRIES.labels(policy.name).set(0)
+            self.metrics.decision_cache_entries.labels(policy.name).set(0)
             return cache
         return current[1]

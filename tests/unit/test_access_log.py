@@ -17,8 +17,8 @@ from envoy_data_plane.envoy.service.accesslog.v3 import (
 )
 from envoy_data_plane.google.protobuf import Struct, Value
 
-from control_plane.observability import metrics
 from control_plane.observability.access_log import Entry, decode_entries, record
+from control_plane.observability.metrics import Metrics
 
 
 def entry(fields: dict[str, str], status: int, seconds: float, model: str | None) -> HttpAccessLogEntry:
@@ -53,6 +53,7 @@ def test_reads_what_envoy_data_plane_writes() -> None:
 
 def test_an_entry_counts_the_model_that_answered() -> None:
     labels = ("checkout", "default", "code", "backup", "200")
-    before = metrics.REQUESTS.labels(*labels)._value.get()
-    record(Entry({"app": "checkout", "policy": "default", "route": "code", "model": "gpt-4o"}, 200, 0.5, "backup"))
-    assert metrics.REQUESTS.labels(*labels)._value.get() == before + 1
+    metrics = Metrics()
+    record(Entry({"app": "checkout", "policy": "default", "route": "code", "model": "gpt-4o"}, 200, 0.5, "backup"),
+           metrics)
+    assert metrics.requests.labels(*labels)._value.get() == 1

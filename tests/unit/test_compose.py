@@ -104,8 +104,8 @@ def test_prometheus_scrapes_both_admin_ports_in_the_monitoring_profile(compose: 
 
 
 def test_dashboard_queries_name_only_metrics_that_exist() -> None:
-    from control_plane.observability import metrics
-    exposed = {family.name for family in metrics.REGISTRY.collect()}
+    from control_plane.observability.metrics import Metrics
+    exposed = {family.name for family in Metrics().registry.collect()}
     dashboard = json.loads((ROOT / "monitoring" / "grafana-dashboard.json").read_text())
     exprs = [t["expr"] for panel in dashboard["panels"] for t in panel["targets"]]
     used = {name for expr in exprs for name in re.findall(r"\b(switchyard_[a-z_]+)", expr)}
