@@ -130,7 +130,8 @@ def main() -> None:
         subprocess.Popen([py, "-m", "control_plane.cli", "--log-level", "warning", "up",
                           "--policies", str(work / "policies"), "--listen", "127.0.0.1:19020",
                           "--admin", "127.0.0.1:19090", "--processor", "127.0.0.1:19051",
-                          "--envoy-admin", "127.0.0.1:19921", "--failover", "127.0.0.1:19052"],
+                          "--envoy-admin", "127.0.0.1:19921", "--failover", "127.0.0.1:19052",
+                          "--control", "127.0.0.1:19053"],
                          cwd=ROOT, stdout=subprocess.DEVNULL),
     ]
     try:

@@ -96,7 +96,8 @@ def main() -> None:
         subprocess.Popen([py, "-m", "control_plane.cli", "--log-level", "warning", "up",
                           "--policies", str(work / "policies"), "--listen", "127.0.0.1:19120",
                           "--admin", "127.0.0.1:19190", "--processor", "127.0.0.1:19151",
-                          "--envoy-admin", "127.0.0.1:19921"], cwd=ROOT, stdout=subprocess.DEVNULL),
+                          "--envoy-admin", "127.0.0.1:19921", "--failover", "127.0.0.1:19152",
+                          "--control", "127.0.0.1:19153"], cwd=ROOT, stdout=subprocess.DEVNULL),
     ]
     try:
         samples = asyncio.run(measure("http://127.0.0.1:19120/v1/chat/completions", args.requests))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict
+from typing import Any
 
 from aiohttp import web
 
@@ -17,7 +18,7 @@ ReadyCheck = Callable[[], Awaitable[bool]]
 
 def admin_app(
     snapshots: SnapshotStore, ready: ReadyCheck, reload_status: Callable[[], ReloadStatus],
-    circuits: Circuits, metrics: Metrics,
+    circuits: Circuits, metrics: Metrics, workers: Callable[[], list[dict[str, Any]]] = list,
 ) -> web.Application:
     async def healthz(_: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
@@ -76,5 +77,10 @@ def admin_app(
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics_page)
+
+    async def workers_page(_: web.Request) -> web.Response:
+        return web.json_response({"generation": snapshots.generation, "workers": workers()})
+
+    app.router.add_get("/workers", workers_page)
     app.router.add_get("/policies", policies)
     return app

@@ -37,6 +37,7 @@ from control_plane.routing.evaluation import (
     stderr_progress,
 )
 from control_plane.sidecar import HostPort, SidecarOptions, run
+from control_plane.workers.pool import default_count
 from router_model.client import PreparedRoutes, build_request
 from router_model.conversation import select_conversation
 from router_model.kinds import KINDS
@@ -75,6 +76,9 @@ def cmd_up(args: argparse.Namespace) -> int:
         listen=HostPort.parse(args.listen),
         admin=HostPort.parse(args.admin),
         processor=HostPort.parse(args.processor),
+        control=HostPort.parse(args.control),
+        workers=args.workers,
+        log_level=args.log_level,
         envoy_admin=HostPort.parse(args.envoy_admin),
         failover=HostPort.parse(args.failover),
         stream_idle_timeout_s=args.stream_idle_timeout,
@@ -231,7 +235,12 @@ def parser() -> argparse.ArgumentParser:
     up.add_argument("--policies", default="policies")
     up.add_argument("--listen", default="127.0.0.1:10000", help="the apps' OpenAI base URL host")
     up.add_argument("--admin", default="127.0.0.1:9090")
-    up.add_argument("--processor", default="127.0.0.1:50051", help="ext_proc gRPC address")
+    up.add_argument("--processor", default="127.0.0.1:50051",
+                    help="the processor workers' ext_proc gRPC address (all of them share it)")
+    up.add_argument("--workers", type=int, default=default_count(os.cpu_count()), metavar="N",
+                    help="processor worker processes (default: one per core, at most 8)")
+    up.add_argument("--control", default="127.0.0.1:50053",
+                    help="the control plane's gRPC address for Envoy (ADS, access log)")
     up.add_argument("--envoy-admin", default="127.0.0.1:9901")
     up.add_argument("--stream-idle-timeout", type=int, default=300, metavar="SECONDS",
                     help="Envoy closes a stream (request or response) silent this long")

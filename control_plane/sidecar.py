@@ -1,5 +1,7 @@
-"""`switchyard up`: the processor, the admin endpoints and Envoy (plus, optionally, vLLM serving
-the router model), run together in the foreground and stopped together."""
+"""`switchyard up`: the control-plane role (policy watcher and reloader, ADS, access-log sink,
+admin, the guarded path, the state workers share), N processor workers (control_plane/workers/)
+and Envoy (plus, optionally, vLLM serving the router model), run together in the foreground and
+stopped together."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ import shutil
 import signal
 import socket
 import tempfile
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,19 +24,19 @@ from grpclib.server import Server
 from control_plane.admin import admin_app
 from control_plane.children import Child
 from control_plane.extproc.codec import RawOrProtoCodec
-from control_plane.extproc.processor import Shared
-from control_plane.extproc.service import ExtProcService
 from control_plane.failover.circuits import Circuits
 from control_plane.failover.runner import Failover
 from control_plane.observability import tracing
 from control_plane.observability.access_log import AccessLogSink
-from control_plane.observability.metrics import Metrics
+from control_plane.observability.metrics import Metrics, use_multiprocess_dir
 from control_plane.policy.loader import load_policy_set
 from control_plane.policy.model import PolicySet
 from control_plane.policy.reloader import Reloader
 from control_plane.policy.router_pool import RouterPool
 from control_plane.policy.snapshot import SnapshotStore
 from control_plane.policy.watcher import PolicyWatcher
+from control_plane.workers.pool import WorkerPool
+from control_plane.workers.shared_state import SharedStateServer
 from control_plane.xds.cache import XdsCache
 from control_plane.xds.envoy_config import ENVOY_LOG_FORMAT, EnvoyPorts, envoy_binary, write_bootstrap
 from control_plane.xds.server import AdsServer
@@ -63,8 +66,10 @@ class SidecarOptions:
     policies: Path
     listen: HostPort
     admin: HostPort
-    processor: HostPort
+    processor: HostPort  # the workers' ext_proc address (shared: SO_REUSEPORT)
     envoy_admin: HostPort
+    control: HostPort = HostPort("127.0.0.1", 50053)  # ADS and the access log, for Envoy
+    workers: int = 1  # processor worker processes
     failover: HostPort = HostPort("127.0.0.1", 50052)  # the guarded path's HTTP server
     stream_idle_timeout_s: int = 300  # Envoy closes a stream silent this long
     router_serving: RouterServing | None = None  # also run vLLM with this model
@@ -73,6 +78,7 @@ class SidecarOptions:
     envoy_bootstrap: Path | None = None  # where to write the rendered bootstrap
     watch: str = "inotify"  # inotify | poll | off
     drain_s: float = 30.0  # how long a removed provider's cluster outlives the reload
+    log_level: str = "info"  # the workers'
 
 
 async def _answers_ok(url: str) -> bool:
@@ -106,8 +112,8 @@ async def _all_ready(urls: list[str]) -> bool:
     return all(await asyncio.gather(*(_answers_ok(url) for url in urls)))
 
 
-async def _announce_ready(urls: list[str]) -> None:
-    while not await _all_ready(urls):
+async def _announce_ready(ready: Callable[[], Awaitable[bool]]) -> None:
+    while not await ready():
         await asyncio.sleep(0.5)
     log.info("ready")
     print("Switchyard is ready.", flush=True)
@@ -121,6 +127,8 @@ def _children(options: SidecarOptions, workdir: Path) -> list[Child]:
         admin_port=options.envoy_admin.port,
         processor_address=options.processor.host,
         processor_port=options.processor.port,
+        control_address=options.control.host,
+        control_port=options.control.port,
         failover_address=options.failover.host,
         failover_port=options.failover.port,
         stream_idle_timeout_s=options.stream_idle_timeout_s,
@@ -145,6 +153,9 @@ async def run(options: SidecarOptions) -> int:
         log.info("tracing_on", endpoint=os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
                  or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"))
     policies = load_policy_set(options.policies)  # a bad first load is fatal: fail fast
+    workdir = Path(tempfile.mkdtemp(prefix="switchyard-"))
+    (workdir / "metrics").mkdir()
+    use_multiprocess_dir(workdir / "metrics")  # workers record there too; /metrics sums them
     if open_to_anyone(policies, options.listen):
         log.warning("no_app_keys", listen=str(options.listen),
                     message="the listener is reachable from other hosts and no apps.yaml declares "
@@ -152,15 +163,19 @@ async def run(options: SidecarOptions) -> int:
     metrics = Metrics()
     routers = RouterPool()
     snapshots = SnapshotStore(await routers.snapshot(policies))
+    shared_state = SharedStateServer(workdir / "shared-state.sock", metrics)
+    await shared_state.start()
+    workers = WorkerPool(options.workers, options.processor.host, options.processor.port,
+                         shared_state.path, options.log_level)
     xds = XdsCache()
     reloader = Reloader(options.policies, snapshots, xds, routers, drain_s=options.drain_s,
-                        metrics=metrics)
+                        metrics=metrics, workers=workers)
     await reloader.publish_initial()
-    # One gRPC server for Envoy: ext_proc (per request), ADS (clusters and routes) and the
-    # access log (request metrics).
-    server = Server([ExtProcService(snapshots, Shared(metrics)), AdsServer(xds), AccessLogSink(metrics)],
-                    codec=RawOrProtoCodec())
-    await server.start(options.processor.host, options.processor.port)
+    # The control plane's gRPC server for Envoy: ADS (clusters and routes) and the access log
+    # (request metrics). ext_proc streams go to the workers.
+    server = Server([AdsServer(xds), AccessLogSink(metrics)], codec=RawOrProtoCodec())
+    await server.start(options.control.host, options.control.port)
+    await workers.start(snapshots.generation, policies)
     circuits = Circuits(metrics=metrics)
     failover = Failover(snapshots, circuits, metrics)
     failover_runner = web.AppRunner(failover.app(), access_log=None, handler_cancellation=True)
@@ -171,13 +186,15 @@ async def run(options: SidecarOptions) -> int:
         watcher.start()
 
     readiness = _readiness_urls(options)
-    admin = admin_app(snapshots, lambda: _all_ready(readiness), lambda: reloader.status, circuits,
-                      metrics)
+
+    async def ready() -> bool:
+        return workers.ready and await _all_ready(readiness)
+
+    admin = admin_app(snapshots, ready, lambda: reloader.status, circuits, metrics, workers.describe)
     admin_runner = web.AppRunner(admin)
     await admin_runner.setup()
     await web.TCPSite(admin_runner, options.admin.host, options.admin.port).start()
 
-    workdir = Path(tempfile.mkdtemp(prefix="switchyard-"))
     children = _children(options, workdir)
 
     stop = asyncio.Event()
@@ -198,7 +215,7 @@ async def run(options: SidecarOptions) -> int:
               flush=True)
         if options.router_serving is not None:
             print("Starting vLLM (a minute or more on CPU)...", flush=True)
-        announcer = asyncio.ensure_future(_announce_ready(readiness))
+        announcer = asyncio.ensure_future(_announce_ready(ready))
         exited = [asyncio.ensure_future(child.wait()) for child in children]
         stopping = asyncio.ensure_future(stop.wait())
         done, _ = await asyncio.wait([stopping, *exited], return_when=asyncio.FIRST_COMPLETED)
@@ -211,6 +228,8 @@ async def run(options: SidecarOptions) -> int:
     finally:
         await watcher.stop()
         await reloader.close()
+        await workers.stop()
+        await shared_state.close()
         for child in reversed(children):
             await child.stop()
         server.close()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from typing import Protocol
 
 import structlog
 from opentelemetry import trace
@@ -33,7 +34,7 @@ from control_plane.openai_errors import RequestError
 from control_plane.policy.apps import App
 from control_plane.policy.model import DEFAULT_POLICY, Model, Policy
 from control_plane.policy.snapshot import Snapshot
-from control_plane.routing.cache import DecisionCaches
+from control_plane.routing.cache import DecisionCaches, TurnDecisions
 from control_plane.routing.choice import choose_model
 from control_plane.routing.conversations import SESSION_HEADER
 from control_plane.routing.decision import EXPLICIT, NO_ROUTE, PASSTHROUGH, REJECTED, Decision
@@ -109,9 +110,26 @@ class Shared:
         self.limiter = limiter or RateLimiter()
         self.decisions = decisions or DecisionCaches(metrics=self.metrics)
 
+    def decisions_for(self, policy: Policy) -> TurnDecisions:
+        return self.decisions.for_policy(policy)
+
+    async def retry_after_s(self, app: App) -> int | None:
+        return self.limiter.retry_after_s(app)
+
+
+class SharedState(Protocol):
+    """What the processor shares across requests: `Shared` in one process, or the control
+    plane's for a worker (control_plane/workers/shared_state.py: RemoteShared)."""
+
+    metrics: Metrics
+
+    def decisions_for(self, policy: Policy) -> TurnDecisions: ...
+
+    async def retry_after_s(self, app: App) -> int | None: ...
+
 
 class RequestProcessor:
-    def __init__(self, snapshot: Snapshot, shared: Shared | None = None,
+    def __init__(self, snapshot: Snapshot, shared: SharedState | None = None,
                  trace_carrier: Mapping[str, str] | None = None) -> None:
         self.snapshot = snapshot
         self.policies = snapshot.policy_set
@@ -125,15 +143,15 @@ class RequestProcessor:
         self.span: trace.Span = trace.INVALID_SPAN
         self.trace_carrier = trace_carrier  # Envoy's trace context, when its tracer is on
 
-    def on_request_headers(self, headers: Mapping[str, str], end_of_stream: bool) -> Action:
+    async def on_request_headers(self, headers: Mapping[str, str], end_of_stream: bool) -> Action:
         self.headers = headers
         if not tracing.enabled():  # the hot path pays nothing for tracing it does not do
-            return self._on_headers(headers, end_of_stream)
+            return await self._on_headers(headers, end_of_stream)
         # One span per request decision (a child of the caller's trace, when it sent one).
         self.span = tracing.TRACER.start_span(
             "switchyard.decision", tracing.extract(self.trace_carrier or headers))
         with trace.use_span(self.span, end_on_exit=False):
-            return self._finish(self._on_headers(headers, end_of_stream))
+            return self._finish(await self._on_headers(headers, end_of_stream))
 
     async def on_request_body(self, body: bytes) -> Action:
         if not tracing.enabled():
@@ -146,7 +164,7 @@ class RequestProcessor:
             self.span.end()  # the decision is made (the body phase would come next otherwise)
         return action
 
-    def _on_headers(self, headers: Mapping[str, str], end_of_stream: bool) -> Action:
+    async def _on_headers(self, headers: Mapping[str, str], end_of_stream: bool) -> Action:
         name = headers.get(POLICY_HEADER) or DEFAULT_POLICY
         method, path = headers.get(":method", ""), headers.get(":path", "")
         self.errors = error_api(path)
@@ -161,7 +179,7 @@ class RequestProcessor:
                 return self._reject(RequestError(
                     403, f"app '{self.app.name}' may not use policy '{name}'", "policy_not_allowed",
                     POLICY_HEADER))
-            wait_s = self.shared.limiter.retry_after_s(self.app)
+            wait_s = await self.shared.retry_after_s(self.app)
             if wait_s is not None:
                 return self._reject(RequestError(
                     429, f"app '{self.app.name}' is over its limit of "
@@ -224,7 +242,7 @@ class RequestProcessor:
             else:
                 model, decision = await choose_model(  # the router is asked only for allowed requests
                     policy, request.model, request.messages, self.snapshot.routers[policy.name],
-                    self.shared.decisions.for_policy(policy), self.headers.get(SESSION_HEADER),
+                    self.shared.decisions_for(policy), self.headers.get(SESSION_HEADER),
                 )
         except RequestError as error:
             return self._reject(error)

@@ -2,7 +2,8 @@
 
 A token bucket per app: up to a minute's worth of requests at once, refilled continuously. Kept
 outside the policy snapshot, so a reload (even one that changes the limit) keeps each app's
-bucket. One bucket per processor process: with N processor workers, the limit is per worker.
+bucket. Under `switchyard up` the buckets live in the control plane and workers take from them
+(control_plane/workers/shared_state.py), so the limit is per sidecar, whichever worker serves.
 """
 
 from __future__ import annotations

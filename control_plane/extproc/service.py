@@ -14,7 +14,7 @@ from envoy_data_plane.envoy.service.ext_proc.v3 import ExternalProcessorBase
 from grpclib.server import Stream
 
 from control_plane.extproc import wire
-from control_plane.extproc.processor import Forward, RequestProcessor, Shared
+from control_plane.extproc.processor import Forward, RequestProcessor, Shared, SharedState
 from control_plane.policy.snapshot import SnapshotStore
 
 log = structlog.get_logger("switchyard.extproc")
@@ -31,7 +31,7 @@ def _trace_metadata(stream: Stream[bytes, bytes]) -> dict[str, str]:
 
 
 class ExtProcService(ExternalProcessorBase):
-    def __init__(self, snapshots: SnapshotStore, shared: Shared | None = None) -> None:
+    def __init__(self, snapshots: SnapshotStore, shared: SharedState | None = None) -> None:
         self.snapshots = snapshots
         self.shared = shared or Shared()  # rate limits and decision caches, across requests
 
@@ -43,7 +43,7 @@ class ExtProcService(ExternalProcessorBase):
                 # The snapshot is taken once per request and kept to its end.
                 processor = RequestProcessor(self.snapshots.current, self.shared,
                                              _trace_metadata(stream))
-                action = processor.on_request_headers(request.headers, request.end_of_stream)
+                action = await processor.on_request_headers(request.headers, request.end_of_stream)
                 await stream.send_message(wire.encode_response(request.phase, action))
                 if not (isinstance(action, Forward) and action.want_body):
                     return

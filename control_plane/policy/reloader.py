@@ -2,7 +2,8 @@
 Envoy and the processor consistent.
 
 1. Envoy gets the union of old and new provider clusters and routes; wait for its ACK.
-2. The processor's snapshot is swapped (new requests use it; requests in flight keep theirs).
+2. Every processor worker switches to the new snapshot, then the control plane's own (new
+   requests use it; requests in flight keep theirs).
 3. After a drain period, clusters no policy uses any more are removed from Envoy.
 
 So the processor never names a cluster Envoy does not have. An invalid edit changes nothing: the
@@ -15,18 +16,25 @@ import asyncio
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import structlog
 
 from control_plane.observability.metrics import Metrics
 from control_plane.policy.loader import PolicyError, load_policy_set
-from control_plane.policy.model import providers_of
+from control_plane.policy.model import PolicySet, providers_of
 from control_plane.policy.router_pool import RouterPool
 from control_plane.policy.snapshot import SnapshotStore
 from control_plane.xds.cache import EnvoyRejected, XdsCache
 from control_plane.xds.envoy_config import xds_resources
 
 log = structlog.get_logger("switchyard.reload")
+
+
+class Workers(Protocol):
+    """The processor workers (control_plane/workers/pool.py)."""
+
+    async def apply(self, generation: int, policy_set: PolicySet, timeout_s: float = ...) -> bool: ...
 
 
 @dataclass(frozen=True)
@@ -40,7 +48,9 @@ class Reloader:
     def __init__(
         self, directory: Path, snapshots: SnapshotStore, xds: XdsCache, routers: RouterPool,
         drain_s: float = 30.0, ack_timeout_s: float = 5.0, metrics: Metrics | None = None,
+        workers: Workers | None = None,
     ) -> None:
+        self.workers = workers
         self.directory = directory
         self.metrics = metrics or Metrics()
         self.snapshots = snapshots
@@ -79,6 +89,8 @@ class Reloader:
                 return self._failed([f"Envoy rejected the configuration: {exc}"])
             if not acked:
                 log.warning("xds_ack_timeout", version=version)
+            if self.workers is not None:  # only now: Envoy has every cluster the new snapshot names
+                await self.workers.apply(self.snapshots.generation + 1, new)
             self.snapshots.swap(snapshot)
             self.status = ReloadStatus(ok=True, at=time.time())
             self.metrics.policy_reloads.labels("ok").inc()

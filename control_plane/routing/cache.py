@@ -13,9 +13,18 @@ import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from control_plane.observability.metrics import Metrics
-from control_plane.policy.model import Policy
+from control_plane.policy.model import DecisionSettings, Policy
+
+
+class TurnDecisions(Protocol):
+    """Where a policy's turn decisions are kept: a TurnCache here, or the control plane's for a
+    processor worker (control_plane/workers/shared_state.py)."""
+
+    async def once(self, key: str, decide: Callable[[], Awaitable[CachedDecision | None]]
+                   ) -> tuple[CachedDecision | None, bool]: ...
 
 
 @dataclass(frozen=True)
@@ -60,8 +69,12 @@ class TurnCache:
     async def once(
         self, key: str, decide: Callable[[], Awaitable[CachedDecision | None]]
     ) -> tuple[CachedDecision | None, bool]:
-        """`decide()` once for concurrent callers with the same key; (result, shared): shared is
-        True for the callers that waited for another's call. A result is kept when not None."""
+        """The kept decision for `key`, else `decide()` once for concurrent callers with the same
+        key; (result, shared): shared is True for a kept decision and for the callers that waited
+        for another's call. A result is kept when not None."""
+        kept = self.get(key)
+        if kept is not None:
+            return kept, True
         pending = self._inflight.get(key)
         if pending is not None:
             try:
@@ -93,11 +106,13 @@ class DecisionCaches:
         self._caches: dict[str, tuple[str, TurnCache]] = {}
 
     def for_policy(self, policy: Policy) -> TurnCache:
-        current = self._caches.get(policy.name)
-        if current is None or current[0] != policy.version:
-            settings = policy.decisions
-            cache = TurnCache(policy.name, settings.max_entries, settings.ttl_s, self.clock, self.metrics)
-            self._caches[policy.name] = (policy.version, cache)
-            self.metrics.decision_cache_entries.labels(policy.name).set(0)
+        return self.get(policy.name, policy.version, policy.decisions)
+
+    def get(self, policy: str, version: str, settings: DecisionSettings) -> TurnCache:
+        current = self._caches.get(policy)
+        if current is None or current[0] != version:
+            cache = TurnCache(policy, settings.max_entries, settings.ttl_s, self.clock, self.metrics)
+            self._caches[policy] = (version, cache)
+            self.metrics.decision_cache_entries.labels(policy).set(0)
             return cache
         return current[1]

@@ -13,7 +13,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 from control_plane.observability import tracing
 from control_plane.openai_errors import RequestError
 from control_plane.policy.model import CONVERSATION, Model, Policy
-from control_plane.routing.cache import CachedDecision, TurnCache
+from control_plane.routing.cache import CachedDecision, TurnDecisions
 from control_plane.routing.conversations import identify
 from control_plane.routing.decision import (
     CACHED,
@@ -52,7 +52,7 @@ def _from_outcome(policy: Policy, outcome: RouterOutcome) -> tuple[Model, Decisi
 
 async def choose_model(
     policy: Policy, model_name: str, messages: list[Any], router: Router,
-    cache: TurnCache | None = None, session: str | None = None,
+    cache: TurnDecisions | None = None, session: str | None = None,
 ) -> tuple[Model, Decision]:
     """Explicit model -> that model; the router alias -> the router's decision for this user turn
     (from `cache` when it was made before); else a 404."""
@@ -78,7 +78,6 @@ async def choose_model(
     if cache is None or turn is None:
         return await _ask_router(policy, router, conversation)
     key = turn.conversation if policy.decisions.stickiness == CONVERSATION else turn.turn
-    kept = cache.get(key)
     fresh: tuple[Model, Decision] | None = None
 
     async def decide() -> CachedDecision | None:
@@ -90,12 +89,11 @@ async def choose_model(
             return None
         return CachedDecision(decision.route, model.name, turn.turn)
 
-    if kept is None:
-        kept, shared = await cache.once(key, decide)
-        if not shared and fresh is not None:
-            return fresh
-        if kept is None:  # a concurrent twin's router call failed: that fallback, again
-            return await _ask_router(policy, router, conversation)
+    kept, shared = await cache.once(key, decide)
+    if not shared and fresh is not None:
+        return fresh
+    if kept is None:  # a concurrent twin's router call failed: that fallback, again
+        return await _ask_router(policy, router, conversation)
     # The same user turn asked again (a retry, a concurrent twin) is `cached`; a tool loop going
     # on, or a later turn under `stickiness: conversation`, is `sticky`.
     same_turn = kept.turn == turn.turn and not turn.continues

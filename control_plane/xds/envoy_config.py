@@ -61,6 +61,8 @@ class EnvoyPorts:
     admin_port: int = 9901
     processor_address: str = "127.0.0.1"
     processor_port: int = 50051
+    control_address: str = "127.0.0.1"
+    control_port: int = 50053
     failover_address: str = "127.0.0.1"
     failover_port: int = 50052
     stream_idle_timeout_s: int = 300
@@ -256,6 +258,8 @@ def render_bootstrap(ports: EnvoyPorts) -> dict[str, Any]:
         admin_port=ports.admin_port,
         processor_address=ports.processor_address,
         processor_port=ports.processor_port,
+        control_address=ports.control_address,
+        control_port=ports.control_port,
         failover_address=ports.failover_address,
         failover_port=ports.failover_port,
         stream_idle_timeout_s=ports.stream_idle_timeout_s,

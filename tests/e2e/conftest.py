@@ -153,11 +153,11 @@ class Sidecar:
 
 
 def start_sidecar(name: str, policies: Path, logs: Path, *extra: str, env: dict[str, str] | None = None) -> Sidecar:
-    listen, admin, processor, envoy_admin, failover = (free_port() for _ in range(5))
+    listen, admin, processor, envoy_admin, failover, control = (free_port() for _ in range(6))
     argv = python_module("control_plane.cli", "up", "--policies", str(policies),
                          "--listen", f"127.0.0.1:{listen}", "--admin", f"127.0.0.1:{admin}",
                          "--processor", f"127.0.0.1:{processor}", "--envoy-admin", f"127.0.0.1:{envoy_admin}",
-                         "--failover", f"127.0.0.1:{failover}", *extra)
+                         "--failover", f"127.0.0.1:{failover}", "--control", f"127.0.0.1:{control}", *extra)
     process = Process(name, argv, logs, env={"ALPHA_KEY": ALPHA_KEY, "BETA_KEY": BETA_KEY, **(env or {})})
     sidecar = Sidecar(process, f"http://127.0.0.1:{listen}/v1", f"http://127.0.0.1:{admin}",
                       f"http://127.0.0.1:{envoy_admin}")
@@ -199,6 +199,7 @@ class SplitStack:
     processor: int
     envoy_admin: int
     failover: int
+    control: int
     switchyard: Process | None = None
     envoy: Process | None = None
     restarts: int = 0
@@ -213,7 +214,8 @@ class SplitStack:
                              "--listen", f"127.0.0.1:{self.listen}", "--admin", f"127.0.0.1:{self.admin}",
                              "--processor", f"127.0.0.1:{self.processor}",
                              "--envoy-admin", f"127.0.0.1:{self.envoy_admin}",
-                             "--failover", f"127.0.0.1:{self.failover}")
+                             "--failover", f"127.0.0.1:{self.failover}",
+                             "--control", f"127.0.0.1:{self.control}")
         self.restarts += 1
         self.switchyard = Process(f"{self.name}-switchyard-{self.restarts}", argv, self.logs,
                                   env={"ALPHA_KEY": ALPHA_KEY, "BETA_KEY": BETA_KEY})
@@ -233,6 +235,6 @@ class SplitStack:
 
 
 def split_stack(name: str, policies: Path, logs: Path) -> SplitStack:
-    stack = SplitStack(name, policies, logs, *(free_port() for _ in range(5)))
+    stack = SplitStack(name, policies, logs, *(free_port() for _ in range(6)))
     stack.start()
     return stack

@@ -78,7 +78,7 @@ async def ask(policies: PolicySet, headers: dict[str, str], model: str = "small"
               limiter: RateLimiter | None = None) -> Forward | Reply:
     processor = RequestProcessor(Snapshot(policies, {n: ScriptedRouter() for n in policies.policies}),
                                  Shared(limiter=limiter or RateLimiter()))
-    first = processor.on_request_headers({":method": "POST", ":path": "/v1/chat/completions", **headers}, False)
+    first = await processor.on_request_headers({":method": "POST", ":path": "/v1/chat/completions", **headers}, False)
     if isinstance(first, Reply):
         return first
     return await processor.on_request_body(chat(model))

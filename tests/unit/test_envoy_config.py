@@ -56,7 +56,7 @@ def test_real_envoy_accepts_the_xds_resources(tmp_path: Path) -> None:
     config = copy.deepcopy(render_bootstrap(EnvoyPorts()))
     config.pop("dynamic_resources")
     config["static_resources"]["clusters"] = [
-        c for c in config["static_resources"]["clusters"] if c["name"] != "switchyard_xds"
+        c for c in config["static_resources"]["clusters"] if c["name"] != "switchyard_control"
     ] + [provider_cluster(p) for p in providers]
     manager = hcm(config)
     manager.pop("rds")

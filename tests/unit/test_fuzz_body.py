@@ -46,7 +46,7 @@ bodies = st.binary(max_size=300) | json_values.map(lambda v: json.dumps(v).encod
 def handle(body: bytes, router: ScriptedRouter) -> Forward | Reply:
     async def run() -> Forward | Reply:
         processor = make(router)
-        processor.on_request_headers(CHAT_HEADERS, end_of_stream=False)
+        await processor.on_request_headers(CHAT_HEADERS, end_of_stream=False)
         return await processor.on_request_body(body)
     return asyncio.run(run())
 

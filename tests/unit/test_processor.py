@@ -29,7 +29,7 @@ def chat(model: str, text: str = "write a function") -> bytes:
 
 
 async def body_action(processor: RequestProcessor, body: bytes, headers: dict | None = None) -> Forward | Reply:
-    first = processor.on_request_headers(headers or CHAT_HEADERS, end_of_stream=False)
+    first = await processor.on_request_headers(headers or CHAT_HEADERS, end_of_stream=False)
     assert isinstance(first, Forward) and first.want_body
     return await processor.on_request_body(body)
 
@@ -111,33 +111,33 @@ async def test_bad_bodies_are_400_in_openai_shape(body: bytes, code: str) -> Non
     assert ("content-type", "application/json") in action.headers
 
 
-def test_unknown_policy_is_a_clear_404() -> None:
-    action = make(ScriptedRouter()).on_request_headers({**CHAT_HEADERS, "x-switchyard-policy": "nope"}, False)
+async def test_unknown_policy_is_a_clear_404() -> None:
+    action = await make(ScriptedRouter()).on_request_headers({**CHAT_HEADERS, "x-switchyard-policy": "nope"}, False)
     assert isinstance(action, Reply) and action.status == 404
     assert "unknown policy 'nope'" in json.loads(action.body)["error"]["message"]
 
 
-def test_other_paths_go_to_default_provider_without_body() -> None:
-    action = make(ScriptedRouter()).on_request_headers({":method": "POST", ":path": "/v1/embeddings"}, False)
+async def test_other_paths_go_to_default_provider_without_body() -> None:
+    action = await make(ScriptedRouter()).on_request_headers({":method": "POST", ":path": "/v1/embeddings"}, False)
     assert isinstance(action, Forward) and not action.want_body
     assert dict(action.set_headers)[CLUSTER_HEADER].startswith("local-")
     assert action.metadata["decision"] == "passthrough"
 
 
-def test_models_list_answers_from_policy() -> None:
-    action = make(ScriptedRouter()).on_request_headers({":method": "GET", ":path": "/v1/models"}, True)
+async def test_models_list_answers_from_policy() -> None:
+    action = await make(ScriptedRouter()).on_request_headers({":method": "GET", ":path": "/v1/models"}, True)
     assert isinstance(action, Reply) and action.status == 200
     assert [m["id"] for m in json.loads(action.body)["data"]] == ["auto", "gpt-4o", "small"]
 
 
-def test_chat_without_body_is_400() -> None:
-    action = make(ScriptedRouter()).on_request_headers(CHAT_HEADERS, end_of_stream=True)
+async def test_chat_without_body_is_400() -> None:
+    action = await make(ScriptedRouter()).on_request_headers(CHAT_HEADERS, end_of_stream=True)
     assert isinstance(action, Reply) and action.status == 400
 
 
-def test_declared_body_over_the_limit_is_413_before_buffering() -> None:
+async def test_declared_body_over_the_limit_is_413_before_buffering() -> None:
     headers = {**CHAT_HEADERS, "content-length": str(8 * 1024 * 1024 + 1)}
-    action = make(ScriptedRouter()).on_request_headers(headers, end_of_stream=False)
+    action = await make(ScriptedRouter()).on_request_headers(headers, end_of_stream=False)
     assert isinstance(action, Reply) and action.status == 413
     assert json.loads(action.body)["error"]["code"] == "request_too_large"
 
