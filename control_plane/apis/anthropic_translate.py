@@ -13,7 +13,7 @@ import time
 from typing import Any
 
 from control_plane.apis.anthropic_errors import error_body as anthropic_error_body
-from control_plane.apis.sse import MalformedStream
+from control_plane.apis.sse import json_event
 from control_plane.openai_errors import RequestError
 from control_plane.openai_errors import error_body as openai_error_body
 
@@ -257,13 +257,7 @@ def request_from_openai(body: Body) -> Body:
 
 
 def _json(raw: bytes) -> Body:
-    try:
-        parsed = json.loads(raw)
-    except ValueError:
-        raise MalformedStream(f"the provider's answer is not JSON: {raw[:80]!r}") from None
-    if not isinstance(parsed, dict):
-        raise MalformedStream("the provider's answer is not a JSON object")
-    return parsed
+    return json_event(raw, "the provider's answer")
 
 
 def usage_to_openai(usage: Body) -> Body:

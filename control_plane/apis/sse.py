@@ -47,14 +47,14 @@ def event_data(event: bytes) -> bytes | None:
     return b"\n".join(payload) if payload else None
 
 
-def json_event(data: bytes) -> dict[str, Any]:
-    """An event's data as a JSON object, or MalformedStream."""
+def json_event(data: bytes, what: str = "event data") -> dict[str, Any]:
+    """An event's data (or a provider's whole answer: `what`) as a JSON object, or MalformedStream."""
     try:
         parsed = json.loads(data)
     except ValueError:
-        raise MalformedStream(f"event is not JSON: {data[:80]!r}") from None
+        raise MalformedStream(f"{what} is not JSON: {data[:80]!r}") from None
     if not isinstance(parsed, dict):
-        raise MalformedStream("event data is not a JSON object")
+        raise MalformedStream(f"{what} is not a JSON object")
     return parsed
 
 
