@@ -15,6 +15,12 @@ ATTEMPTS_HEADER = "x-switchyard-attempts"  # response (guarded path): model:resu
 # Internal, processor -> guarded path: "<policy> <model>" (URL-quoted) the request is for.
 PLAN_HEADER = "x-switchyard-plan"
 
+# Every request header the processor reads; Envoy sends it no others (fewer to serialize and
+# parse on every request). Names starting with INTERNAL_PREFIX are sent too.
+INTERNAL_PREFIX = "x-switchyard-"
+PROCESSOR_READS = (":method", ":path", "content-length", *CLIENT_CREDENTIAL_HEADERS, "x-request-id",
+                   "traceparent", "tracestate", "anthropic-version")
+
 # Envoy dynamic-metadata namespace the processor writes the decision into.
 METADATA_NAMESPACE = "switchyard"
 

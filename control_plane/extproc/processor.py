@@ -23,6 +23,7 @@ from control_plane.headers import (
     CLIENT_CREDENTIAL_HEADERS,
     CLUSTER_HEADER,
     FAILOVER_CLUSTER,
+    INTERNAL_PREFIX,
     PLAN_HEADER,
     POLICY_HEADER,
     plan_value,
@@ -95,7 +96,7 @@ def _upstream_headers(set_headers: list[tuple[str, str]], client_headers: Mappin
 ]:
     """`set_headers`, and the client headers to remove: internal ones and its credentials."""
     owned = {name for name, _ in set_headers}
-    remove = [h for h in client_headers if h.startswith("x-switchyard-") and h not in owned]
+    remove = [h for h in client_headers if h.startswith(INTERNAL_PREFIX) and h not in owned]
     remove += [h for h in CLIENT_CREDENTIAL_HEADERS if h in client_headers and h not in owned]
     return tuple(set_headers), tuple(remove)
 

@@ -47,6 +47,7 @@ from control_plane.failover.sse_guard import MalformedStream, SseGuard
 from control_plane.headers import (
     ATTEMPTS_HEADER,
     CLIENT_CREDENTIAL_HEADERS,
+    INTERNAL_PREFIX,
     MODEL_HEADER,
     PLAN_HEADER,
     parse_plan,
@@ -64,7 +65,7 @@ MAX_ERROR_BODY = 1024 * 1024  # a provider's error body is read whole to classif
 _DROP_REQUEST = {"host", "content-length", "transfer-encoding", "connection", "keep-alive", "te",
                  "upgrade", "accept-encoding", "expect", *CLIENT_CREDENTIAL_HEADERS}
 # The body each provider gets is written here, for the version and features Switchyard chose.
-_DROP_REQUEST_PREFIXES = ("x-switchyard-", "x-envoy-", "anthropic-")
+_DROP_REQUEST_PREFIXES = (INTERNAL_PREFIX, "x-envoy-", "anthropic-")
 # Not passed back to the app: recomputed by aiohttp (bodies are decompressed on the way).
 _DROP_RESPONSE = {"content-length", "transfer-encoding", "connection", "keep-alive",
                   "content-encoding"}
@@ -343,7 +344,7 @@ class Failover:
     def _answer_headers(started: Started, attempts: Attempts) -> CIMultiDict[str]:
         headers = CIMultiDict(
             (k, v) for k, v in started.response.headers.items()
-            if k.lower() not in _DROP_RESPONSE and not k.lower().startswith("x-switchyard-")
+            if k.lower() not in _DROP_RESPONSE and not k.lower().startswith(INTERNAL_PREFIX)
         )
         if started.guard is None:  # a translated answer is JSON whatever the provider said
             headers["content-type"] = "application/json"

@@ -16,9 +16,10 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 
 import structlog
-from grpclib.server import Server
 
+from control_plane.event_loop import run_loop
 from control_plane.extproc.codec import RawOrProtoCodec
+from control_plane.extproc.grpc_server import CoalescingServer
 from control_plane.extproc.service import ExtProcService
 from control_plane.observability import logging_setup, tracing
 from control_plane.observability.metrics import Metrics
@@ -63,7 +64,7 @@ def main(config: WorkerConfig, pipe: Connection) -> None:
     logging_setup.configure(config.log_level)
     tracing.configure()
     structlog.contextvars.bind_contextvars(worker=config.index)
-    asyncio.run(_serve(config, pipe))
+    run_loop(_serve(config, pipe))
 
 
 async def _serve(config: WorkerConfig, pipe: Connection) -> None:
@@ -74,7 +75,7 @@ async def _serve(config: WorkerConfig, pipe: Connection) -> None:
     first: Apply = await loop.run_in_executor(None, pipe.recv)
     snapshots = SnapshotStore(await routers.snapshot(first.policy_set))
     service = ExtProcService(snapshots, RemoteShared(client, Metrics()))
-    server = Server([service], codec=RawOrProtoCodec())
+    server = CoalescingServer([service], codec=RawOrProtoCodec())
     await server.start(config.host, config.port, reuse_port=True)
     pipe.send(Applied(first.generation))
     log.info("worker_up", generation=first.generation)

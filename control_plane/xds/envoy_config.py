@@ -35,8 +35,10 @@ from control_plane.headers import (
     CLUSTER_HEADER,
     DECISION_HEADERS,
     FAILOVER_CLUSTER,
+    INTERNAL_PREFIX,
     METADATA_NAMESPACE,
     MODEL_HEADER,
+    PROCESSOR_READS,
 )
 from control_plane.limits import MAX_BODY_BYTES, TOO_LARGE_MESSAGE
 from control_plane.observability import tracing
@@ -268,6 +270,8 @@ def render_bootstrap(ports: EnvoyPorts) -> dict[str, Any]:
     )
     config: dict[str, Any] = yaml.safe_load(text)
     _http_manager(config)["local_reply_config"] = local_reply_config()
+    _ext_proc(config)["forward_rules"] = {"allowed_headers": {"patterns": [
+        *({"exact": name} for name in PROCESSOR_READS), {"prefix": INTERNAL_PREFIX}]}}
     traces_url = otlp_traces_url()
     if traces_url is not None:  # Envoy's tracer joins the traces Switchyard sends (tracing.py)
         _add_envoy_tracing(config, traces_url)
@@ -306,6 +310,11 @@ def _http_manager(config: dict[str, Any]) -> dict[str, Any]:
     manager: dict[str, Any] = config["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0][
         "typed_config"]
     return manager
+
+
+def _ext_proc(config: dict[str, Any]) -> dict[str, Any]:
+    return next(f["typed_config"] for f in _http_manager(config)["http_filters"]
+                if f["name"] == "envoy.filters.http.ext_proc")
 
 
 def write_bootstrap(ports: EnvoyPorts, path: Path) -> Path:
