@@ -37,7 +37,7 @@ from control_plane.routing.evaluation import (
     stderr_progress,
 )
 from control_plane.sidecar import HostPort, SidecarOptions, run
-from control_plane.workers.pool import default_count
+from control_plane.workers.pool import available_cpus, default_count
 from router_model.client import PreparedRoutes, build_request
 from router_model.conversation import select_conversation
 from router_model.kinds import KINDS
@@ -228,8 +228,8 @@ def parser() -> argparse.ArgumentParser:
     up.add_argument("--admin", default="127.0.0.1:9090")
     up.add_argument("--processor", default="127.0.0.1:50051",
                     help="the processor workers' ext_proc gRPC address (all of them share it)")
-    up.add_argument("--workers", type=int, default=default_count(os.cpu_count()), metavar="N",
-                    help="processor worker processes (default: one per core, at most 8)")
+    up.add_argument("--workers", type=int, default=default_count(available_cpus()), metavar="N",
+                    help="processor worker processes (default: one per available core, at most 8)")
     up.add_argument("--control", default="127.0.0.1:50053",
                     help="the control plane's gRPC address for Envoy (ADS, access log)")
     up.add_argument("--envoy-admin", default="127.0.0.1:9901")

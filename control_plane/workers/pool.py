@@ -9,7 +9,9 @@ with the current snapshot; meanwhile the kernel sends new ext_proc connections t
 from __future__ import annotations
 
 import asyncio
+import math
 import multiprocessing
+import os
 import time
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
@@ -173,6 +175,19 @@ class WorkerPool:
 def default_count(cpus: int | None) -> int:
     """One worker per core, at most 8 (the control plane and Envoy need cores too)."""
     return max(1, min(cpus or 1, 8))
+
+
+def available_cpus(cgroup: Path = Path("/sys/fs/cgroup/cpu.max")) -> int:
+    """The cores this process may use: its CPU affinity, and in a container its CPU limit (a
+    pod limited to 1 CPU on a 64-core node has 1, not 64)."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    try:
+        quota, period = cgroup.read_text().split()[:2]
+    except (OSError, ValueError):
+        return cpus
+    if quota == "max":
+        return cpus
+    return max(1, min(cpus, math.ceil(int(quota) / int(period))))
 
 
 

@@ -14,7 +14,7 @@ from control_plane.policy.reloader import Reloader
 from control_plane.policy.router_pool import FixedRouterPool
 from control_plane.policy.snapshot import Snapshot, SnapshotStore
 from control_plane.routing.cache import CachedDecision
-from control_plane.workers.pool import default_count
+from control_plane.workers.pool import available_cpus, default_count
 from control_plane.workers.shared_state import RemoteShared, SharedStateClient, SharedStateServer
 from control_plane.xds.cache import XdsCache
 from tests.support.scripted_router import ScriptedRouter
@@ -138,5 +138,10 @@ async def test_an_apps_rate_limit_is_shared_by_every_worker(tmp_path: Path) -> N
         await server.close()
 
 
-def test_default_worker_count() -> None:
+def test_default_worker_count_follows_the_cores_a_container_may_use(tmp_path: Path) -> None:
     assert [default_count(n) for n in (None, 1, 2, 16)] == [1, 1, 2, 8]
+    limit = tmp_path / "cpu.max"
+    limit.write_text("150000 100000\n")  # a pod limited to 1.5 CPUs
+    assert available_cpus(limit) == min(2, available_cpus(tmp_path / "missing"))
+    limit.write_text("max 100000\n")
+    assert available_cpus(limit) == available_cpus(tmp_path / "missing") >= 1
