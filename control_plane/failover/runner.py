@@ -28,9 +28,10 @@ from aiohttp import web
 from multidict import CIMultiDict
 from opentelemetry.trace import SpanKind, StatusCode
 
+from control_plane.apis.anthropic_messages import VERSION_HEADER
 from control_plane.apis.doors import Door, door_for
 from control_plane.apis.table import APIS, OPENAI, StreamTranslator, Unchanged
-from control_plane.extproc.chat_request import with_model
+from control_plane.extproc.chat_request import replace_model, with_model
 from control_plane.failover.circuits import Circuits
 from control_plane.failover.continuation import continuable, continuation_body
 from control_plane.failover.rules import (
@@ -43,7 +44,7 @@ from control_plane.failover.rules import (
     Step,
     next_step,
 )
-from control_plane.failover.sse_guard import MalformedStream, SseGuard
+from control_plane.failover.sse_guard import GUARDS, MalformedStream, SseGuard
 from control_plane.headers import (
     ATTEMPTS_HEADER,
     CLIENT_CREDENTIAL_HEADERS,
@@ -64,8 +65,10 @@ MAX_ERROR_BODY = 1024 * 1024  # a provider's error body is read whole to classif
 # Not forwarded to the provider: hop-by-hop, recomputed, or the app's own credentials.
 _DROP_REQUEST = {"host", "content-length", "transfer-encoding", "connection", "keep-alive", "te",
                  "upgrade", "accept-encoding", "expect", *CLIENT_CREDENTIAL_HEADERS}
-# The body each provider gets is written here, for the version and features Switchyard chose.
-_DROP_REQUEST_PREFIXES = (INTERNAL_PREFIX, "x-envoy-", "anthropic-")
+_DROP_REQUEST_PREFIXES = (INTERNAL_PREFIX, "x-envoy-")
+# A translated body is written here, for the version and features Switchyard chose: the app's
+# API headers (anthropic-version, anthropic-beta) go on only with its own request.
+_APP_API_PREFIX = "anthropic-"
 # Not passed back to the app: recomputed by aiohttp (bodies are decompressed on the way).
 _DROP_RESPONSE = {"content-length", "transfer-encoding", "connection", "keep-alive",
                   "content-encoding"}
@@ -97,7 +100,8 @@ class Started:
     first: bytes = b""  # (streams) checked events, in the OpenAI form
     guard: SseGuard | None = None
     translator: StreamTranslator = field(default_factory=Unchanged)  # provider's API -> OpenAI
-    answer: bytes = b""  # (non-streaming) the whole answer, in the OpenAI form
+    answer: bytes = b""  # (non-streaming) the whole answer, in the OpenAI form unless `native`
+    native: bool = False  # in the app's own API, as the provider sent it: relayed untranslated
 
 
 @dataclass
@@ -106,6 +110,7 @@ class Exchange:
 
     request: web.Request
     door: Door  # the API the app speaks: its answer and errors are translated back into it
+    raw: bytes  # the app's request as it sent it: what a provider of the door's API gets
     body: dict[str, Any]  # the app's request in the OpenAI form (`model` is set per attempt)
     policy: Policy
     model: Model  # the model the processor chose: its chain, rules and budget apply
@@ -174,11 +179,12 @@ class Failover:
         if policy is None or model is None:  # the policy changed under the request: rare
             return _json_error(door, 503, f"model '{model_name}' is no longer in policy '{policy_name}'",
                                "policy_changed", Attempts(), model_name)
+        raw = await request.read()
         try:  # the processor already checked the body; translating it may still be refused
-            body = door.api.request_to_openai(json.loads(await request.read()))
+            body = door.api.request_to_openai(json.loads(raw))
         except RequestError as error:
             return _json_error(door, error.status, error.message, error.code, Attempts(), model_name)
-        exchange = Exchange(request, door, body, policy, model)
+        exchange = Exchange(request, door, raw, body, policy, model)
         started, last = await self._first_answer(exchange)
         log.info("attempts", request_id=request.headers.get("x-request-id"), policy=policy.name,
                  requested=model.name, attempts=exchange.attempts.header(),
@@ -188,8 +194,8 @@ class Failover:
         try:
             if started.guard is not None:
                 return await self._relay_stream(exchange, started)
-            return web.Response(status=started.response.status,
-                                body=door.api.response_from_openai(started.answer),
+            answer = started.answer if started.native else door.api.response_from_openai(started.answer)
+            return web.Response(status=started.response.status, body=answer,
                                 headers=self._answer_headers(started, exchange.attempts))
         finally:
             started.response.release()
@@ -290,14 +296,18 @@ class Failover:
         limit = min(rules.first_token_s if stream else rules.response_s, max(remaining_s, 0.001))
         provider = model.provider
         api = provider.wire_api
+        # The app's own request to a provider of its own API: sent as it came, but for `model`
+        # (a continuation is a new request: built from the OpenAI form like a translated one).
+        native = api is exchange.door.api and body is exchange.body
         try:
-            payload = with_model(api.request_from_openai(body), model.upstream_model)
+            payload = (replace_model(exchange.raw, model.upstream_model) if native
+                       else with_model(api.request_from_openai(body), model.upstream_model))
         except RequestError as error:  # this provider's API cannot carry the request
             return None, Outcome(str(error.status), error.status, {}, error.body())
         url = provider.base_url.rstrip("/") + "/" + api.chat_path
-        if request.query_string and api is exchange.door.api:
+        if request.query_string and native:
             url += "?" + request.query_string
-        headers = self._provider_headers(request.headers, provider) | tracing.inject()
+        headers = self._provider_headers(request.headers, provider, native) | tracing.inject()
         response: aiohttp.ClientResponse | None = None
         try:
             async with asyncio.timeout(limit):
@@ -309,9 +319,11 @@ class Failover:
                     return None, Outcome(str(status), status, dict(response.headers),
                                          api.error_to_openai(status, problem))
                 if not stream:
-                    answer = api.response_to_openai(await response.read())
-                    return Started(model, response, answer=answer), Outcome(str(status), status)
-                guard, translator = SseGuard(), api.stream_to_openai(body)
+                    whole = await response.read()
+                    answer = whole if native else api.response_to_openai(whole)
+                    return Started(model, response, answer=answer, native=native), Outcome(str(status), status)
+                guard = GUARDS[api.name]() if native else SseGuard()
+                translator = Unchanged() if native else api.stream_to_openai(body)
                 first = b""
                 while not first:  # commit the app to nothing before a whole, valid event
                     chunk = await response.content.readany()
@@ -319,7 +331,8 @@ class Failover:
                         response.release()
                         return None, Outcome(RESET)
                     first = guard.feed(translator.feed(chunk))
-                return Started(model, response, first, guard, translator), Outcome(str(status), status)
+                return (Started(model, response, first, guard, translator, native=native),
+                        Outcome(str(status), status))
         except TimeoutError:
             label = TIMEOUT
         except MalformedStream:
@@ -333,10 +346,14 @@ class Failover:
         return None, Outcome(label)
 
     @staticmethod
-    def _provider_headers(incoming: Mapping[str, str], provider: Provider) -> dict[str, str]:
-        headers = {k: v for k, v in incoming.items() if k.lower() not in _DROP_REQUEST
-                   and not k.lower().startswith(_DROP_REQUEST_PREFIXES)}
-        headers.update(provider.key_headers())
+    def _provider_headers(incoming: Mapping[str, str], provider: Provider, native: bool) -> dict[str, str]:
+        """The app's headers but hop-by-hop, internal and credential ones, and Switchyard's key. The
+        app's API headers (anthropic-version, anthropic-beta) go on with its own request only."""
+        drop = _DROP_REQUEST_PREFIXES if native else (*_DROP_REQUEST_PREFIXES, _APP_API_PREFIX)
+        headers = {k.lower(): v for k, v in incoming.items() if k.lower() not in _DROP_REQUEST
+                   and not k.lower().startswith(drop)}
+        headers.update((k, v) for k, v in provider.key_headers()
+                       if not (k == VERSION_HEADER and k in headers))  # the app's version wins
         headers["content-type"] = "application/json"
         return headers
 
@@ -381,13 +398,18 @@ class Failover:
         response = web.StreamResponse(status=started.response.status,
                                       headers=self._answer_headers(started, exchange.attempts))
         segments = [started]  # the answer so far: the first model's, then continuations
-        to_door = exchange.door.api.stream_from_openai()
+        # Translated events go through one translator for the whole answer (continuations are
+        # spliced into it); a native answer is relayed as it is (and never continued).
+        translated = exchange.door.api.stream_from_openai()
+        native = Unchanged()
         try:
             await response.prepare(request)
+            to_door = native if started.native else translated
             await response.write(to_door.feed(started.first))
             while True:
                 current = segments[-1]
                 assert current.guard is not None
+                to_door = native if current.native else translated
                 failure = await self._pump(current, to_door, response)
                 if failure is None:
                     await response.write_eof()
@@ -407,6 +429,7 @@ class Failover:
                          request_id=request.headers.get("x-request-id"))
                 segments.append(follow)
                 # An SSE comment (clients ignore it): where the rest of the answer comes from.
+                to_door = native if follow.native else translated
                 await response.write(f": switchyard continued on {follow.model.name}\n\n".encode()
                                      + to_door.feed(follow.first))
             await response.write(exchange.door.api.error_event(502, f"stream interrupted: {failure}",

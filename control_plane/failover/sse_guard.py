@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from control_plane.apis.sse import EventSplitter, MalformedStream, event_data, json_event
 
-__all__ = ["DONE", "MalformedStream", "SseGuard"]
+__all__ = ["DONE", "GUARDS", "AnthropicGuard", "MalformedStream", "SseGuard"]
 
 DONE = b"[DONE]"
 
@@ -54,3 +54,28 @@ class SseGuard:
     def text(self) -> str:
         """The answer's text forwarded so far."""
         return "".join(self._text)
+
+
+class AnthropicGuard(SseGuard):
+    """The same checks for an Anthropic Messages stream relayed as it is: every event JSON,
+    `message_stop` is the clean end, an `error` event is a broken stream. Such an answer is
+    never continued on another model (its content blocks cannot be spliced)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.text_only = False
+
+    def _check(self, event: bytes) -> None:
+        text = event_data(event)
+        if text is None:
+            return
+        parsed = json_event(text)
+        kind = parsed.get("type")
+        if kind == "error":
+            raise MalformedStream(f"the provider sent an error event: {parsed.get('error')}")
+        if kind == "message_stop":
+            self.done = True
+
+
+# The stream check for a provider's own API (the guarded path relays same-API streams as they are).
+GUARDS: dict[str, type[SseGuard]] = {"openai": SseGuard, "anthropic": AnthropicGuard}

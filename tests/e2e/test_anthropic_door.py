@@ -87,13 +87,13 @@ def answered(message: Any) -> dict[str, Any]:
     return message.model_dump(exclude={"id"})
 
 
-PROVIDER_OF = {"claude": "claude", "gpt": "gpt"}
+PROVIDER_OF = {"claude": "claude", "gpt": "gpt", "claude-then-gpt": "claude"}
 
 
 # ---- the Anthropic door ------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("model", ["claude", "gpt"])
+@pytest.mark.parametrize("model", ["claude", "gpt", "claude-then-gpt"])
 def test_anthropic_sdk_non_streaming_and_streaming_agree(
         sidecar: Sidecar, model: str, claude_api: Provider, gpt_api: Provider) -> None:
     gpt_api.control(answer="hello from gpt")  # its default stream differs from its default answer
@@ -104,24 +104,26 @@ def test_anthropic_sdk_non_streaming_and_streaming_agree(
     assert message.content[0].text == f"hello from {PROVIDER_OF[model]}"  # type: ignore[union-attr]
     assert message.stop_reason == "end_turn" and message.usage.output_tokens > 0
     assert raw.headers["x-switchyard-model"] == model and raw.headers["x-switchyard-decision"] == "explicit"
+    if model == "claude-then-gpt":  # the guarded path, relaying the provider's own answer
+        assert raw.headers["x-switchyard-attempts"] == "claude-then-gpt:200"
     with client.messages.stream(model=model, max_tokens=64, messages=question) as stream:
         streamed = stream.get_final_message()
     assert answered(streamed) == answered(message)
-    provider = claude_api if model == "claude" else gpt_api
+    claude = PROVIDER_OF[model] == "claude"
+    provider = claude_api if claude else gpt_api
     sent = provider.requests()
-    assert [r["body"]["model"] for r in sent] == [f"{model}-upstream"] * 2
-    key = ALPHA_KEY if model == "claude" else BETA_KEY
+    assert [r["body"]["model"] for r in sent] == [f"{PROVIDER_OF[model]}-upstream"] * 2
     for request in sent:  # the provider's key in its API's header; the app's key never
         headers = {k.lower(): v for k, v in request["headers"].items()}
         assert APP_KEY not in json.dumps(headers)
-        assert headers.get("x-api-key" if model == "claude" else "authorization") == (
-            key if model == "claude" else f"Bearer {key}")
+        assert headers.get("x-api-key" if claude else "authorization") == (ALPHA_KEY if claude else f"Bearer {BETA_KEY}")
     if model == "gpt":  # translated: an OpenAI chat request, with usage asked for on the stream
         assert sent[0]["path"] == "/v1/chat/completions"
         assert sent[0]["body"]["messages"] == [{"role": "user", "content": question[0]["content"]}]
         assert sent[1]["body"]["stream_options"] == {"include_usage": True}
-    else:
+    else:  # the app's own request: byte for byte but `model`
         assert sent[0]["path"] == "/v1/messages" and "anthropic-version" in {k.lower() for k in sent[0]["headers"]}
+        assert json.loads(sent[0]["raw"]) == {"model": "claude-upstream", "max_tokens": 64, "messages": question}
 
 
 @pytest.mark.parametrize("model", ["claude", "gpt"])
@@ -224,25 +226,29 @@ def test_envoys_own_errors_take_the_anthropic_shape_on_its_door(sidecar: Sidecar
     assert "provider unreachable" in caught.value.body["error"]["message"]  # type: ignore[index]
 
 
+@pytest.mark.parametrize("model", ["auto", "claude-then-gpt"])
 def test_claude_code_request_reaches_the_provider_byte_for_byte_but_model(
-        sidecar: Sidecar, claude_api: Provider, door_router: Provider) -> None:
-    body = CLAUDE_CODE_REQUEST.read_bytes()
+        sidecar: Sidecar, claude_api: Provider, door_router: Provider, model: str) -> None:
+    """Routed (`auto`, the direct path), and named with fallbacks (the guarded path, which sends
+    the app's own request to a provider of its own API as it came)."""
+    body = CLAUDE_CODE_REQUEST.read_bytes().replace(b'"model":"auto"', f'"model":"{model}"'.encode(), 1)
     headers = {"content-type": "application/json", "anthropic-version": "2023-06-01", "x-api-key": APP_KEY,
                "anthropic-beta": "claude-code-20250219,interleaved-thinking-2025-05-14",
                "user-agent": "claude-cli/2.0.31 (external, cli)", "x-app": "cli"}
     with httpx.stream("POST", f"{sidecar.base_url}/messages?beta=true", content=body, headers=headers,
                       timeout=30) as response:
         events = "".join(response.iter_text())
-    assert response.status_code == 200 and response.headers["x-switchyard-model"] == "claude"
-    assert response.headers["x-switchyard-decision"].startswith("routed:")
+    assert response.status_code == 200, events
+    assert response.headers["x-switchyard-model"] == ("claude" if model == "auto" else model)
+    assert response.headers["x-switchyard-decision"].startswith("routed:" if model == "auto" else "explicit")
     assert "event: message_stop" in events
     received = claude_api.requests()[0]
-    assert received["raw"].encode() == body.replace(b'"model":"auto"', b'"model":"claude-upstream"', 1)
+    assert received["raw"].encode() == body.replace(f'"model":"{model}"'.encode(), b'"model":"claude-upstream"', 1)
     assert received["path"] == "/v1/messages"
     sent_headers = {k.lower(): v for k, v in received["headers"].items()}
     assert sent_headers["anthropic-beta"] == headers["anthropic-beta"]
     assert sent_headers["x-api-key"] == ALPHA_KEY and sent_headers["anthropic-version"] == "2023-06-01"
-    assert len(door_router.requests()) == 1
+    assert len(door_router.requests()) == (1 if model == "auto" else 0)
 
 
 # ---- the OpenAI door to an Anthropic provider ------------------------------------------------------
@@ -304,7 +310,7 @@ def test_openai_sdk_auto_routes_to_an_anthropic_provider(sidecar: Sidecar, door_
 # ---- broken streams, on both doors --------------------------------------------------------------
 
 
-@pytest.mark.parametrize("model", ["claude", "gpt"])
+@pytest.mark.parametrize("model", ["claude", "gpt", "claude-then-gpt"])
 def test_a_provider_dying_mid_stream_never_ends_an_anthropic_stream_cleanly(
         sidecar: Sidecar, model: str, claude_api: Provider, gpt_api: Provider) -> None:
     for provider in (claude_api, gpt_api):
