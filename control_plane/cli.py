@@ -217,6 +217,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return asyncio.run(_eval(args))
 
 
+def _at_least_one(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="switchyard", description=__doc__)
     top.add_argument("--log-level", default="info")
@@ -228,7 +235,7 @@ def parser() -> argparse.ArgumentParser:
     up.add_argument("--admin", default="127.0.0.1:9090")
     up.add_argument("--processor", default="127.0.0.1:50051",
                     help="the processor workers' ext_proc gRPC address (all of them share it)")
-    up.add_argument("--workers", type=int, default=default_count(available_cpus()), metavar="N",
+    up.add_argument("--workers", type=_at_least_one, default=default_count(available_cpus()), metavar="N",
                     help="processor worker processes (default: one per available core, at most 8)")
     up.add_argument("--control", default="127.0.0.1:50053",
                     help="the control plane's gRPC address for Envoy (ADS, access log)")

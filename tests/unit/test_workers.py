@@ -6,6 +6,9 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import pytest
+
+from control_plane.cli import parser
 from control_plane.observability.metrics import Metrics
 from control_plane.policy.apps import App
 from control_plane.policy.loader import load_policy_set, parse_policy
@@ -145,3 +148,9 @@ def test_default_worker_count_follows_the_cores_a_container_may_use(tmp_path: Pa
     assert available_cpus(limit) == min(2, available_cpus(tmp_path / "missing"))
     limit.write_text("max 100000\n")
     assert available_cpus(limit) == available_cpus(tmp_path / "missing") >= 1
+
+
+def test_workers_flag_needs_at_least_one() -> None:
+    assert parser().parse_args(["up", "--workers", "3"]).workers == 3
+    with pytest.raises(SystemExit):
+        parser().parse_args(["up", "--workers", "0"])
