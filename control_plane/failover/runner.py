@@ -111,14 +111,23 @@ class Exchange:
     request: web.Request
     door: Door  # the API the app speaks: its answer and errors are translated back into it
     raw: bytes  # the app's request as it sent it: what a provider of the door's API gets
-    body: dict[str, Any]  # the app's request in the OpenAI form (`model` is set per attempt)
+    sent: dict[str, Any]  # the same, parsed (in the door's API)
     policy: Policy
     model: Model  # the model the processor chose: its chain, rules and budget apply
     attempts: Attempts = field(default_factory=lambda: Attempts())
+    _openai: dict[str, Any] | None = None
 
     @property
     def stream(self) -> bool:
-        return self.body.get("stream") is True
+        return self.sent.get("stream") is True
+
+    def openai(self) -> dict[str, Any]:
+        """The app's request in the OpenAI form (`model` is set per attempt), translated when an
+        attempt first needs it: a request only its own API can carry still reaches a provider of
+        that API. Raises RequestError when it cannot be translated."""
+        if self._openai is None:
+            self._openai = self.door.api.request_to_openai(self.sent)
+        return self._openai
 
 
 class ProviderSessions:
@@ -180,11 +189,7 @@ class Failover:
             return _json_error(door, 503, f"model '{model_name}' is no longer in policy '{policy_name}'",
                                "policy_changed", Attempts(), model_name)
         raw = await request.read()
-        try:  # the processor already checked the body; translating it may still be refused
-            body = door.api.request_to_openai(json.loads(raw))
-        except RequestError as error:
-            return _json_error(door, error.status, error.message, error.code, Attempts(), model_name)
-        exchange = Exchange(request, door, raw, body, policy, model)
+        exchange = Exchange(request, door, raw, json.loads(raw), policy, model)  # the processor checked it
         started, last = await self._first_answer(exchange)
         log.info("attempts", request_id=request.headers.get("x-request-id"), policy=policy.name,
                  requested=model.name, attempts=exchange.attempts.header(),
@@ -200,9 +205,10 @@ class Failover:
         finally:
             started.response.release()
 
-    async def _try(self, exchange: Exchange, model: Model, body: dict[str, Any],
+    async def _try(self, exchange: Exchange, model: Model, body: dict[str, Any] | None,
                    remaining_s: float) -> tuple[Started | None, Outcome]:
-        """One attempt, accounted for: attempts header, metrics, the model's circuit."""
+        """One attempt, accounted for: attempts header, metrics, the model's circuit. `body` is
+        a request in the OpenAI form (a continuation); None: the app's own request."""
         self.circuits.begin(model)
         # Each attempt is a span under the request's decision span; the provider gets its context.
         with tracing.TRACER.start_as_current_span(
@@ -248,8 +254,7 @@ class Failover:
             while True:
                 if attempts.sent >= rules.max_attempts or loop.time() >= deadline:
                     return None, last
-                started, outcome = await self._try(exchange, current, exchange.body,
-                                                   deadline - loop.time())
+                started, outcome = await self._try(exchange, current, None, deadline - loop.time())
                 if started is not None:
                     return started, None
                 last = (current, outcome)
@@ -272,7 +277,11 @@ class Failover:
     async def _continuation(self, exchange: Exchange, broken: Model, text: str) -> Started | None:
         """The rest of a broken answer from the next model of the chain that can continue an
         assistant prefix; None when there is none, or it does not start either."""
-        if not text or not continuable(exchange.body):
+        try:
+            request = exchange.openai()
+        except RequestError:
+            return None
+        if not text or not continuable(request):
             return None
         for name in exchange.model.chain:
             model = exchange.policy.models[name]
@@ -282,7 +291,7 @@ class Failover:
             if exchange.attempts.sent >= exchange.model.failover.max_attempts:
                 return None
             exchange.attempts.asked.add(model.name)
-            body = continuation_body(exchange.body, model.assistant_prefix, text)
+            body = continuation_body(request, model.assistant_prefix, text)
             started, _ = await self._try(exchange, model, body, model.failover.first_token_s)
             if started is not None:
                 self.metrics.continuations.labels(broken.name, model.name).inc()
@@ -290,7 +299,7 @@ class Failover:
         return None
 
     async def _attempt(
-        self, exchange: Exchange, body: dict[str, Any], model: Model, remaining_s: float
+        self, exchange: Exchange, body: dict[str, Any] | None, model: Model, remaining_s: float
     ) -> tuple[Started | None, Outcome]:
         rules, stream, request = model.failover, exchange.stream, exchange.request
         limit = min(rules.first_token_s if stream else rules.response_s, max(remaining_s, 0.001))
@@ -298,11 +307,14 @@ class Failover:
         api = provider.wire_api
         # The app's own request to a provider of its own API: sent as it came, but for `model`
         # (a continuation is a new request: built from the OpenAI form like a translated one).
-        native = api is exchange.door.api and body is exchange.body
+        native = body is None and api is exchange.door.api
         try:
-            payload = (replace_model(exchange.raw, model.upstream_model) if native
-                       else with_model(api.request_from_openai(body), model.upstream_model))
-        except RequestError as error:  # this provider's API cannot carry the request
+            if native:
+                payload = replace_model(exchange.raw, model.upstream_model)
+            else:
+                body = exchange.openai() if body is None else body
+                payload = with_model(api.request_from_openai(body), model.upstream_model)
+        except RequestError as error:  # the request cannot be carried to this provider's API
             return None, Outcome(str(error.status), error.status, {}, error.body())
         url = provider.base_url.rstrip("/") + "/" + api.chat_path
         if request.query_string and native:
@@ -323,7 +335,7 @@ class Failover:
                     answer = whole if native else api.response_to_openai(whole)
                     return Started(model, response, answer=answer, native=native), Outcome(str(status), status)
                 guard = GUARDS[api.name]() if native else SseGuard()
-                translator = Unchanged() if native else api.stream_to_openai(body)
+                translator = Unchanged() if body is None else api.stream_to_openai(body)  # None: native
                 first = b""
                 while not first:  # commit the app to nothing before a whole, valid event
                     chunk = await response.content.readany()

@@ -218,6 +218,19 @@ def test_bad_anthropic_bodies_get_anthropic_shaped_errors(sidecar: Sidecar, body
     assert error["error"]["type"] == ("not_found_error" if status == 404 else "invalid_request_error")
 
 
+def test_what_only_its_own_api_carries_still_reaches_a_provider_of_that_api(
+        sidecar: Sidecar, claude_api: Provider) -> None:
+    """A model with fallbacks (the guarded path) whose first provider speaks Anthropic: the
+    document block, which has no OpenAI form, goes there as it came."""
+    document = {"type": "document", "source": {"type": "text", "media_type": "text/plain", "data": "x"}}
+    body = {"model": "claude-then-gpt", "max_tokens": 5,
+            "messages": [{"role": "user", "content": [document, {"type": "text", "text": fresh()}]}]}
+    response = post_messages(sidecar, json.dumps(body).encode())
+    assert response.status_code == 200, response.text
+    assert response.json()["content"][0]["text"] == "hello from claude"
+    assert claude_api.requests()[0]["body"]["messages"][0]["content"][0] == document
+
+
 def test_envoys_own_errors_take_the_anthropic_shape_on_its_door(sidecar: Sidecar) -> None:
     with pytest.raises(anthropic.APIStatusError) as caught:
         claude_client(sidecar).messages.create(model="down", max_tokens=5, messages=[{"role": "user", "content": "x"}])
