@@ -36,9 +36,9 @@ from control_plane.policy.apps import App
 from control_plane.policy.model import DEFAULT_POLICY, Model, Policy
 from control_plane.policy.snapshot import Snapshot
 from control_plane.routing.cache import DecisionCaches, TurnDecisions
-from control_plane.routing.choice import choose_model
+from control_plane.routing.choice import choose_model, explicit_model
 from control_plane.routing.conversations import SESSION_HEADER
-from control_plane.routing.decision import EXPLICIT, NO_ROUTE, PASSTHROUGH, REJECTED, Decision
+from control_plane.routing.decision import NO_ROUTE, PASSTHROUGH, REJECTED, Decision
 
 log = structlog.get_logger("switchyard.processor")
 
@@ -258,13 +258,11 @@ class RequestProcessor:
     def _token_counter(policy: Policy, request: ChatRequest) -> tuple[Model, Decision]:
         """count_tokens goes to the model named, or for the router alias the default model (the
         router is not asked to count), and only to a provider that can count: an Anthropic one."""
-        alias = request.model == policy.router_alias
-        model = policy.default_model if alias else policy.models.get(request.model)
-        if model is None:
-            raise RequestError(404, f"The model `{request.model}` does not exist in policy "
-                               f"'{policy.name}'", "model_not_found", "model")
-        decision = Decision(policy.name, policy.version, NO_ROUTE, model.name,
-                            PASSTHROUGH if alias else EXPLICIT)
+        if request.model == policy.router_alias:
+            model = policy.default_model
+            decision = Decision(policy.name, policy.version, NO_ROUTE, model.name, PASSTHROUGH)
+        else:
+            model, decision = explicit_model(policy, request.model)
         if model.provider.api != ANTHROPIC:
             raise RequestError(400, f"count_tokens is not supported for model '{model.name}': its "
                                f"provider '{model.provider.name}' speaks the {model.provider.api} API, "

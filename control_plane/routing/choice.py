@@ -50,6 +50,20 @@ def _from_outcome(policy: Policy, outcome: RouterOutcome) -> tuple[Model, Decisi
     return default, _decision(policy, NO_ROUTE, default, kind, outcome.elapsed_ms)
 
 
+def explicit_model(policy: Policy, model_name: str) -> tuple[Model, Decision]:
+    """A configured model the app named (the router is not asked), or a 404 naming the known ones."""
+    model = policy.models.get(model_name)
+    if model is None:
+        known = ", ".join(policy.model_names())
+        raise RequestError(
+            404,
+            f"The model `{model_name}` does not exist in policy '{policy.name}'. Known models: {known}",
+            "model_not_found",
+            "model",
+        )
+    return model, _decision(policy, NO_ROUTE, model, EXPLICIT, None)
+
+
 async def choose_model(
     policy: Policy, model_name: str, messages: list[Any], router: Router,
     cache: TurnDecisions | None = None, session: str | None = None,
@@ -57,17 +71,7 @@ async def choose_model(
     """Explicit model -> that model; the router alias -> the router's decision for this user turn
     (from `cache` when it was made before); else a 404."""
     if model_name != policy.router_alias:
-        model = policy.models.get(model_name)
-        if model is None:
-            known = ", ".join(policy.model_names())
-            raise RequestError(
-                404,
-                f"The model `{model_name}` does not exist in policy '{policy.name}'. "
-                f"Known models: {known}",
-                "model_not_found",
-                "model",
-            )
-        return model, _decision(policy, NO_ROUTE, model, EXPLICIT, None)
+        return explicit_model(policy, model_name)
     default = policy.default_model
     if not policy.routes:
         return default, _decision(policy, NO_ROUTE, default, fallback("no_routes"), None)
