@@ -24,11 +24,11 @@ from typing import Any
 
 import structlog
 
-from control_plane.extproc.rate_limits import RateLimiter
+from control_plane.extproc.processor import Shared
 from control_plane.observability.metrics import Metrics
 from control_plane.policy.apps import App
 from control_plane.policy.model import DecisionSettings, Policy
-from control_plane.routing.cache import CachedDecision, DecisionCaches
+from control_plane.routing.cache import CachedDecision
 
 log = structlog.get_logger("switchyard.shared_state")
 
@@ -48,10 +48,9 @@ def _decision(kept: Any) -> CachedDecision | None:
 
 
 class SharedStateServer:
-    def __init__(self, path: Path, metrics: Metrics, limiter: RateLimiter | None = None) -> None:
+    def __init__(self, path: Path, metrics: Metrics) -> None:
         self.path = path
-        self.caches = DecisionCaches(metrics=metrics)
-        self.limiter = limiter or RateLimiter()
+        self.shared = Shared(metrics)  # the one `Shared` every worker's requests use
         self._server: asyncio.Server | None = None
         self._tokens = itertools.count(1)
         self._settling: dict[int, asyncio.Future[CachedDecision | None]] = {}
@@ -89,14 +88,14 @@ class SharedStateServer:
             return
         elif op == "take":
             app = App(str(message["app"]), requests_per_minute=int(message["rpm"]))
-            reply = {"wait_s": self.limiter.retry_after_s(app)}
+            reply = {"wait_s": await self.shared.retry_after_s(app)}
         else:
             reply = {"error": f"unknown op {op!r}"}
         writer.write(json.dumps({"id": message.get("id"), **reply}).encode() + b"\n")
 
     async def _claim(self, message: Message, mine: set[int]) -> Message:
         settings = DecisionSettings(max_entries=int(message["max_entries"]), ttl_s=float(message["ttl_s"]))
-        cache = self.caches.get(str(message["policy"]), str(message["version"]), settings)
+        cache = self.shared.decisions.get(str(message["policy"]), str(message["version"]), settings)
         token = next(self._tokens)
         decided = asyncio.get_running_loop().create_future()  # this claimant is told to decide
         settled: asyncio.Future[CachedDecision | None] = asyncio.get_running_loop().create_future()
