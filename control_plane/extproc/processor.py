@@ -14,7 +14,6 @@ import structlog
 from opentelemetry import trace
 from opentelemetry.trace import StatusCode
 
-from control_plane.apis.anthropic_messages import VERSION_HEADER
 from control_plane.apis.doors import MODELS_PATH, Door, door_for, error_api, models_body
 from control_plane.apis.table import ANTHROPIC, APIS, OPENAI, Api
 from control_plane.extproc.chat_request import ChatRequest, replace_model
@@ -78,12 +77,9 @@ def _declared_length(headers: Mapping[str, str]) -> int:
 
 
 def _direct_headers(model: Model, client_headers: Mapping[str, str]) -> list[tuple[str, str]]:
-    """Envoy sends the request straight to `model`'s provider, with the provider's key. The
-    request is in the provider's own API here, so the app's `anthropic-version` (its body is
-    written for it) wins over the policy's."""
-    keys = [(k, v) for k, v in model.provider.key_headers()
-            if not (k == VERSION_HEADER and VERSION_HEADER in client_headers)]
-    return [(CLUSTER_HEADER, model.provider.cluster), *keys]
+    """Envoy sends the request, in the provider's own API, straight to `model`'s provider, with
+    the provider's key."""
+    return [(CLUSTER_HEADER, model.provider.cluster), *model.provider.key_headers(client_headers)]
 
 
 def _guarded_headers(policy: Policy, model: Model) -> list[tuple[str, str]]:

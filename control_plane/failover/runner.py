@@ -28,7 +28,6 @@ from aiohttp import web
 from multidict import CIMultiDict
 from opentelemetry.trace import SpanKind, StatusCode
 
-from control_plane.apis.anthropic_messages import VERSION_HEADER
 from control_plane.apis.doors import Door, door_for
 from control_plane.apis.table import APIS, OPENAI, StreamTranslator, Unchanged
 from control_plane.extproc.chat_request import replace_model, with_model
@@ -364,8 +363,7 @@ class Failover:
         drop = _DROP_REQUEST_PREFIXES if native else (*_DROP_REQUEST_PREFIXES, _APP_API_PREFIX)
         headers = {k.lower(): v for k, v in incoming.items() if k.lower() not in _DROP_REQUEST
                    and not k.lower().startswith(drop)}
-        headers.update((k, v) for k, v in provider.key_headers()
-                       if not (k == VERSION_HEADER and k in headers))  # the app's version wins
+        headers.update(provider.key_headers(headers))
         headers["content-type"] = "application/json"
         return headers
 

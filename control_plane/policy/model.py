@@ -58,14 +58,16 @@ class Provider:
     def wire_api(self) -> Api:
         return APIS[self.api]
 
-    def key_headers(self) -> list[tuple[str, str]]:
+    def key_headers(self, forwarded: Mapping[str, str]) -> list[tuple[str, str]]:
         """The headers that carry Switchyard's key for this provider, in its API's way (the key
         is read from the environment on each request, so a rotated key needs no reload), and
-        `anthropic-version` for Anthropic providers."""
+        `anthropic-version` for Anthropic providers unless the app's own is among the headers
+        `forwarded` with its request (it is only when the request goes as it came: its body is
+        written for that version)."""
         key = os.environ.get(self.api_key_env) if self.api_key_env else None
         api = self.wire_api
         headers = [(api.key_header, api.key_prefix + key)] if key else []
-        if self.anthropic_version:
+        if self.anthropic_version and VERSION_HEADER not in forwarded:
             headers.append((VERSION_HEADER, self.anthropic_version))
         return headers
 
