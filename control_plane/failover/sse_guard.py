@@ -8,6 +8,7 @@ came, so an upstream that ends early is told apart from one that finished.
 from __future__ import annotations
 
 from control_plane.apis.sse import EventSplitter, MalformedStream, event_data, json_event
+from control_plane.apis.table import ANTHROPIC, OPENAI
 
 __all__ = ["DONE", "GUARDS", "AnthropicGuard", "MalformedStream", "SseGuard"]
 
@@ -78,4 +79,4 @@ class AnthropicGuard(SseGuard):
 
 
 # The stream check for a provider's own API (the guarded path relays same-API streams as they are).
-GUARDS: dict[str, type[SseGuard]] = {"openai": SseGuard, "anthropic": AnthropicGuard}
+GUARDS: dict[str, type[SseGuard]] = {OPENAI: SseGuard, ANTHROPIC: AnthropicGuard}
