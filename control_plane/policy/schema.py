@@ -10,6 +10,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
+from control_plane.apis.table import ANTHROPIC, APIS, OPENAI
 from control_plane.failover.continuation import STYLES as CONTINUATION_STYLES
 from router_model.kinds import DEFAULT_MARGIN, DEFAULT_THRESHOLD, KINDS
 from router_model.router import ARCH_ROUTER
@@ -62,7 +63,7 @@ class RouterSpec(_Strict):
 class ProviderSpec(_Strict):
     base_url: HttpUrl
     # The provider's wire API (control_plane/apis/table.py); requests in another API are translated.
-    api: Literal["openai", "anthropic"] = "openai"
+    api: str = OPENAI
     api_key_env: EnvVarName | None = None
     ca_file: Annotated[str, StringConstraints(min_length=1)] | None = None
     request_timeout_s: Annotated[int, Field(gt=0, le=86_400)] = 600
@@ -70,9 +71,16 @@ class ProviderSpec(_Strict):
     # its request reaches the provider untranslated).
     anthropic_version: Annotated[str, StringConstraints(pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")] | None = None
 
+    @field_validator("api")
+    @classmethod
+    def _known_api(cls, api: str) -> str:
+        if api not in APIS:
+            raise ValueError(f"unknown api '{api}' (known: {', '.join(APIS)})")
+        return api
+
     @model_validator(mode="after")
     def _version_needs_anthropic(self) -> ProviderSpec:
-        if self.anthropic_version is not None and self.api != "anthropic":
+        if self.anthropic_version is not None and self.api != ANTHROPIC:
             raise ValueError("anthropic_version applies only to a provider with `api: anthropic`")
         return self
 

@@ -93,6 +93,11 @@ BROKEN = [
     ("unsupported version", edit("version: 1", "version: 2"), 1, "version"),
     ("route named other", edit("  - name: code_generation", "  - name: other"), 16, "'other' is reserved"),
     ("not a mapping", "- just\n- a list\n", 1, "a policy must be a mapping"),
+    ("unknown provider api", edit("    api_key_env: OPENAI_API_KEY\n", "    api_key_env: OPENAI_API_KEY\n    api: gemini\n"),
+     10, "providers.openai.api: Value error, unknown api 'gemini' (known: openai, anthropic)"),
+    ("anthropic_version on an OpenAI provider",
+     edit("    api_key_env: OPENAI_API_KEY\n", "    api_key_env: OPENAI_API_KEY\n    anthropic_version: '2023-06-01'\n"),
+     8, "providers.openai: Value error, anthropic_version applies only to a provider with `api: anthropic`"),
 ]
 
 
