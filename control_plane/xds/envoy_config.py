@@ -182,7 +182,8 @@ def failover_route() -> dict[str, Any]:
 
 
 def _unknown_path_route() -> dict[str, Any]:
-    body = error_body(404, "unknown path: Switchyard serves the OpenAI and Anthropic APIs under /v1/", "unknown_path")
+    body = error_body(404, "unknown path: Switchyard serves the OpenAI and Anthropic APIs under /v1/",
+                      "unknown_path")
     return {
         "name": "unknown_path",
         "match": {"prefix": "/"},
