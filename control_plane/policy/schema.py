@@ -6,6 +6,7 @@ error with a line number rather than a silently ignored setting.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
@@ -18,6 +19,13 @@ from router_model.router import ARCH_ROUTER
 Name = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$", max_length=128)]
 EnvVarName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
 HttpUrl = Annotated[str, StringConstraints(pattern=r"^https?://[^\s/?#]+(/[^\s?#]*)?$")]
+
+
+def _one_of(value: str, known: Collection[str], what: str) -> str:
+    """`value` when it names a row of a table (router kinds, APIs, ...); else the error listing them."""
+    if value not in known:
+        raise ValueError(f"unknown {what} '{value}' (known: {', '.join(known)})")
+    return value
 
 
 class _Strict(BaseModel):
@@ -55,9 +63,7 @@ class RouterSpec(_Strict):
     @field_validator("kind")
     @classmethod
     def _known_kind(cls, kind: str) -> str:
-        if kind not in KINDS:
-            raise ValueError(f"unknown router kind '{kind}' (known: {', '.join(KINDS)})")
-        return kind
+        return _one_of(kind, KINDS, "router kind")
 
 
 class ProviderSpec(_Strict):
@@ -74,9 +80,7 @@ class ProviderSpec(_Strict):
     @field_validator("api")
     @classmethod
     def _known_api(cls, api: str) -> str:
-        if api not in APIS:
-            raise ValueError(f"unknown api '{api}' (known: {', '.join(APIS)})")
-        return api
+        return _one_of(api, APIS, "api")
 
     @model_validator(mode="after")
     def _version_needs_anthropic(self) -> ProviderSpec:
@@ -123,9 +127,7 @@ class ModelSpec(_Strict):
     @field_validator("assistant_prefix")
     @classmethod
     def _known_style(cls, style: str | None) -> str | None:
-        if style is not None and style not in CONTINUATION_STYLES:
-            raise ValueError(f"unknown assistant_prefix '{style}' (known: {', '.join(CONTINUATION_STYLES)})")
-        return style
+        return style if style is None else _one_of(style, CONTINUATION_STYLES, "assistant_prefix")
 
 
 class RouteSpecWire(_Strict):
