@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from control_plane.openai_errors import RequestError
+from control_plane.apis.request_error import RequestError
 
 MAX_BODY_BYTES = 8 * 1024 * 1024  # largest chat request body Switchyard buffers and routes
 TOO_LARGE_MESSAGE = (

@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from control_plane.apis import anthropic_translate
-from control_plane.extproc.chat_request import ChatRequest, json_object
-from control_plane.openai_errors import RequestError
+from control_plane.apis.chat_request import ChatRequest
+from control_plane.apis.json_body import json_object
+from control_plane.apis.request_error import RequestError
 
 VERSION_HEADER = "anthropic-version"
 DEFAULT_VERSION = "2023-06-01"  # sent to Anthropic providers unless a policy says otherwise

@@ -14,8 +14,8 @@ from typing import Any
 
 from control_plane.apis.anthropic_errors import error_body as anthropic_error_body
 from control_plane.apis.sse import json_event
-from control_plane.openai_errors import RequestError
-from control_plane.openai_errors import error_body as openai_error_body
+from control_plane.apis.request_error import RequestError
+from control_plane.apis.openai_errors import error_body as openai_error_body
 
 Body = dict[str, Any]
 

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 
 from control_plane.apis.anthropic_messages import parse_count_tokens_request, parse_messages_request
 from control_plane.apis.table import ANTHROPIC, APIS, OPENAI, Api
-from control_plane.extproc.chat_request import ChatRequest, parse_chat_request
+from control_plane.apis.chat_request import ChatRequest
+from control_plane.apis.openai_chat import parse_chat_request
 
 MODELS_PATH = "/v1/models"
 

@@ -14,8 +14,8 @@ from typing import Any, Protocol
 
 from control_plane.apis import anthropic_errors, anthropic_translate
 from control_plane.apis.anthropic_streams import AnthropicToOpenAIStream, OpenAIToAnthropicStream
-from control_plane.openai_errors import error_body as openai_error_body
-from control_plane.openai_errors import error_event as openai_error_event
+from control_plane.apis.openai_errors import error_body as openai_error_body
+from control_plane.apis.openai_errors import error_event as openai_error_event
 
 Body = dict[str, Any]
 OPENAI, ANTHROPIC = "openai", "anthropic"

@@ -16,7 +16,8 @@ from opentelemetry.trace import StatusCode
 
 from control_plane.apis.doors import MODELS_PATH, Door, door_for, error_api, models_body
 from control_plane.apis.table import ANTHROPIC, APIS, OPENAI, Api
-from control_plane.extproc.chat_request import ChatRequest, replace_model
+from control_plane.apis.chat_request import ChatRequest
+from control_plane.apis.json_body import replace_model
 from control_plane.extproc.rate_limits import RateLimiter
 from control_plane.headers import (
     CLIENT_CREDENTIAL_HEADERS,
@@ -30,7 +31,7 @@ from control_plane.headers import (
 from control_plane.limits import MAX_BODY_BYTES, body_too_large
 from control_plane.observability import tracing
 from control_plane.observability.metrics import Metrics
-from control_plane.openai_errors import RequestError
+from control_plane.apis.request_error import RequestError
 from control_plane.policy.apps import App
 from control_plane.policy.model import DEFAULT_POLICY, Model, Policy
 from control_plane.policy.snapshot import Snapshot

@@ -30,7 +30,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 
 from control_plane.apis.doors import Door, door_for
 from control_plane.apis.table import APIS, OPENAI, StreamTranslator, Unchanged
-from control_plane.extproc.chat_request import replace_model, with_model
+from control_plane.apis.json_body import replace_model, with_model
 from control_plane.failover.circuits import Circuits
 from control_plane.failover.continuation import continuable, continuation_body
 from control_plane.failover.rules import (
@@ -54,7 +54,8 @@ from control_plane.headers import (
 )
 from control_plane.observability import tracing
 from control_plane.observability.metrics import Metrics
-from control_plane.openai_errors import RequestError
+from control_plane.apis.openai_errors import error_body as openai_error_body
+from control_plane.apis.request_error import RequestError
 from control_plane.policy.model import Model, Policy, Provider
 from control_plane.policy.snapshot import SnapshotStore
 
@@ -314,7 +315,8 @@ class Failover:
                 body = exchange.openai() if body is None else body
                 payload = with_model(api.request_from_openai(body), model.upstream_model)
         except RequestError as error:  # the request cannot be carried to this provider's API
-            return None, Outcome(str(error.status), error.status, {}, error.body())
+            return None, Outcome(str(error.status), error.status, {},
+                                 openai_error_body(error.status, error.message, error.code, error.param))
         url = provider.base_url.rstrip("/") + "/" + api.chat_path
         if request.query_string and native:
             url += "?" + request.query_string

@@ -11,7 +11,7 @@ import structlog
 from opentelemetry.trace import SpanKind, StatusCode
 
 from control_plane.observability import tracing
-from control_plane.openai_errors import RequestError
+from control_plane.apis.request_error import RequestError
 from control_plane.policy.model import CONVERSATION, Model, Policy
 from control_plane.routing.cache import CachedDecision, TurnDecisions
 from control_plane.routing.conversations import identify

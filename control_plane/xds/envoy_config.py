@@ -42,7 +42,7 @@ from control_plane.headers import (
 )
 from control_plane.limits import MAX_BODY_BYTES, TOO_LARGE_MESSAGE
 from control_plane.observability import tracing
-from control_plane.openai_errors import error_body
+from control_plane.apis.openai_errors import error_body
 from control_plane.policy.model import Provider
 from control_plane.xds.cache import CLUSTER_TYPE, ROUTE_TYPE
 

@@ -12,8 +12,8 @@ from control_plane.apis.anthropic_messages import parse_count_tokens_request, pa
 from control_plane.apis.anthropic_streams import AnthropicToOpenAIStream, OpenAIToAnthropicStream
 from control_plane.apis.doors import door_for, models_body
 from control_plane.apis.sse import MalformedStream, encode_event
-from control_plane.extproc.chat_request import replace_model
-from control_plane.openai_errors import RequestError
+from control_plane.apis.json_body import replace_model
+from control_plane.apis.request_error import RequestError
 
 IMAGE = {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="}}
 TOOLS = [{"name": "weather", "description": "the weather in a city",

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from control_plane.failover.sse_guard import MalformedStream, SseGuard
-from control_plane.openai_errors import error_event
+from control_plane.apis.openai_errors import error_event
 
 
 def event(data: str) -> bytes:

@@ -22,17 +22,3 @@ def error_body(status: int, message: str, code: str, param: str | None = None) -
 def error_event(status: int, message: str, code: str) -> bytes:
     """An SSE `error` event in the OpenAI shape: the openai SDKs raise APIError on it."""
     return b"event: error\ndata: " + error_body(status, message, code) + b"\n\n"
-
-
-class RequestError(Exception):
-    """A request Switchyard answers itself with an OpenAI-shaped error."""
-
-    def __init__(self, status: int, message: str, code: str, param: str | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.code = code
-        self.param = param
-
-    def body(self) -> bytes:
-        return error_body(self.status, self.message, self.code, self.param)
