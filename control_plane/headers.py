@@ -31,6 +31,7 @@ DECISION_HEADERS = {
     MODEL_HEADER: "model",
     "x-switchyard-decision": "decision",
     "x-switchyard-router-ms": "router_ms",
+    "x-switchyard-requested-model": "requested_model",  # only when a policy alias applied
 }
 
 

@@ -1,16 +1,23 @@
-"""The Anthropic Messages API as a front door: reading a request, with clear 400s."""
+"""The Anthropic Messages API as a front door: reading a request, with clear 400s.
+
+Only what routing needs, and what the API itself always requires, is checked: a request the
+Anthropic API would take is never refused here. New block types, unknown fields and `system`
+messages inside `messages` (Claude Code's mid-conversation system messages) go on as they came.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
-from control_plane.apis import anthropic_translate
+from control_plane.apis import conversation as view
 from control_plane.apis.chat_request import ChatRequest
 from control_plane.apis.json_body import json_object
 from control_plane.apis.request_error import RequestError
 
 VERSION_HEADER = "anthropic-version"
 DEFAULT_VERSION = "2023-06-01"  # sent to Anthropic providers unless a policy says otherwise
+ROLES = ("user", "assistant", "system")
 
 
 def _invalid(message: str) -> RequestError:
@@ -27,7 +34,42 @@ def _check_content(where: str, content: Any) -> None:
             raise _invalid(f"{where}.content[{index}] must be an object with a string `type`")
 
 
-def _parse(raw: bytes, *, counting: bool) -> ChatRequest:
+def _blocks(content: Any, kind: str) -> list[dict[str, Any]]:
+    return [b for b in content if b.get("type") == kind] if isinstance(content, list) else []
+
+
+def _user(content: Any, envelopes: Sequence[str]) -> list[view.Message]:
+    """A user message; one that carries tool results continues its turn: `tool` messages, with
+    any text beside the results kept in the last one (for the turn's identity, not routed)."""
+    results = _blocks(content, "tool_result")
+    if not results:
+        message = view.user(content, envelopes)
+        return [message] if message else []
+    out = [view.tool(b.get("tool_use_id"), view.text_of(b.get("content"))) for b in results]
+    beside = view.strip_envelopes(view.text_of(content), envelopes)
+    if beside:
+        out[-1]["content"] += "\n" + beside
+    return out
+
+
+def routing_view(body: dict[str, Any], envelopes: Sequence[str]) -> list[view.Message]:
+    """The conversation as routing reads it (apis/conversation.py)."""
+    out: list[view.Message] = []
+    if body.get("system"):
+        out.append(view.system(view.text_of(body["system"])))
+    for message in body["messages"]:
+        role, content = message["role"], message.get("content")
+        if role == "assistant":
+            calls = [view.tool_call(b.get("id"), b.get("name"), b.get("input")) for b in _blocks(content, "tool_use")]
+            view.appended(out, view.assistant(view.text_of(content), calls))
+        elif role == "system":
+            out.append(view.system(view.text_of(content)))
+        else:
+            out.extend(_user(content, envelopes))
+    return out
+
+
+def _parse(raw: bytes, envelopes: Sequence[str], *, counting: bool) -> ChatRequest:
     body = json_object(raw)
     model = body.get("model")
     if not isinstance(model, str) or not model:
@@ -43,8 +85,8 @@ def _parse(raw: bytes, *, counting: bool) -> ChatRequest:
         raise _invalid("messages: Field required (a non-empty list)")
     for index, message in enumerate(messages):
         where = f"messages.{index}"
-        if not isinstance(message, dict) or message.get("role") not in ("user", "assistant"):
-            raise _invalid(f"{where}: must be an object with role 'user' or 'assistant'")
+        if not isinstance(message, dict) or message.get("role") not in ROLES:
+            raise _invalid(f"{where}: must be an object with role 'user', 'assistant' or 'system'")
         _check_content(where, message.get("content"))
     system = body.get("system")
     if system is not None:
@@ -53,14 +95,12 @@ def _parse(raw: bytes, *, counting: bool) -> ChatRequest:
     if tools is not None and not (
             isinstance(tools, list) and all(isinstance(t, dict) and isinstance(t.get("name"), str) for t in tools)):
         raise _invalid("tools: must be a list of objects with a string `name`")
-    # The router sees what it would see for the same conversation sent as a chat completion.
-    routed = anthropic_translate.request_to_openai(body, strict=False)["messages"]
-    return ChatRequest(body=body, model=model, messages=routed)
+    return ChatRequest(body=body, model=model, messages=routing_view(body, envelopes))
 
 
-def parse_messages_request(raw: bytes) -> ChatRequest:
-    return _parse(raw, counting=False)
+def parse_messages_request(raw: bytes, envelopes: Sequence[str] = view.DEFAULT_ENVELOPES) -> ChatRequest:
+    return _parse(raw, envelopes, counting=False)
 
 
-def parse_count_tokens_request(raw: bytes) -> ChatRequest:
-    return _parse(raw, counting=True)
+def parse_count_tokens_request(raw: bytes, envelopes: Sequence[str] = view.DEFAULT_ENVELOPES) -> ChatRequest:
+    return _parse(raw, envelopes, counting=True)

@@ -142,6 +142,8 @@ def request_to_openai(body: Body, strict: bool = True) -> Body:
     for message in body.get("messages", []):
         if message.get("role") == "assistant":
             messages.append(_assistant_to_openai(message.get("content"), strict))
+        elif message.get("role") == "system":  # mid-conversation: kept at its place
+            messages.append({"role": "system", "content": _text(message.get("content"))})
         else:
             messages.extend(_user_to_openai(message.get("content"), strict))
     out: Body = {"model": body.get("model"), "messages": messages}

@@ -21,7 +21,7 @@ MODELS_PATH = "/v1/models"
 class Door:
     path: str
     api: Api  # the API apps speak here: request shape, error shape, translations
-    parse: Callable[[bytes], ChatRequest]
+    parse: Callable[[bytes, Sequence[str]], ChatRequest]  # (body, envelope tags)
     # Token counting is answered by the model's own provider: never routed, never translated.
     counts_tokens: bool = False
 

@@ -16,7 +16,6 @@ from opentelemetry.trace import StatusCode
 
 from control_plane.apis.doors import MODELS_PATH, Door, door_for, error_api, models_body
 from control_plane.apis.table import ANTHROPIC, APIS, OPENAI, Api
-from control_plane.apis.chat_request import ChatRequest
 from control_plane.apis.json_body import replace_model
 from control_plane.extproc.rate_limits import RateLimiter
 from control_plane.headers import (
@@ -230,20 +229,24 @@ class RequestProcessor:
         try:
             if len(body) > MAX_BODY_BYTES:  # chunked bodies carry no content-length
                 raise body_too_large()
-            request = door.parse(body)
+            request = door.parse(body, policy.envelopes)
             self.requested_model = request.model
-            if self.app is not None and not self.app.may_use_model(request.model):
-                raise RequestError(403, f"app '{self.app.name}' may not use model '{request.model}'",
+            # An alias never widens what an app may use: its allow-list applies to what it means.
+            name = policy.resolve(request.model)
+            if self.app is not None and not self.app.may_use_model(name):
+                raise RequestError(403, f"app '{self.app.name}' may not use model '{name}'",
                                    "model_not_allowed", "model")
             if door.counts_tokens:
-                model, decision = self._token_counter(policy, request)
+                model, decision = self._token_counter(policy, name)
             else:
                 model, decision = await choose_model(  # the router is asked only for allowed requests
-                    policy, request.model, request.messages, self.snapshot.routers[policy.name],
+                    policy, name, request.messages, self.snapshot.routers[policy.name],
                     self.shared.decisions_for(policy), self.headers.get(SESSION_HEADER),
                 )
         except RequestError as error:
             return self._reject(error)
+        if name != request.model:
+            decision = replace(decision, requested_model=request.model)
         translated = model.provider.api != door.api.name  # (never for count_tokens)
         if translated or (model.has_fallbacks and not door.counts_tokens):
             # The guarded path sets `model` and translates per attempt: the body goes on untouched.
@@ -252,14 +255,14 @@ class RequestProcessor:
                              replace_model(body, model.upstream_model))
 
     @staticmethod
-    def _token_counter(policy: Policy, request: ChatRequest) -> tuple[Model, Decision]:
+    def _token_counter(policy: Policy, name: str) -> tuple[Model, Decision]:
         """count_tokens goes to the model named, or for the router alias the default model (the
         router is not asked to count), and only to a provider that can count: an Anthropic one."""
-        if request.model == policy.router_alias:
+        if name == policy.router_alias:
             model = policy.default_model
             decision = Decision(policy.name, policy.version, NO_ROUTE, model.name, PASSTHROUGH)
         else:
-            model, decision = explicit_model(policy, request.model)
+            model, decision = explicit_model(policy, name)
         if model.provider.api != ANTHROPIC:
             raise RequestError(400, f"count_tokens is not supported for model '{model.name}': its "
                                f"provider '{model.provider.name}' speaks the {model.provider.api} API, "

@@ -23,6 +23,7 @@ from control_plane.failover.rules import DEFAULT_RULES
 from control_plane.policy.apps import APPS_FILE_STEM, App, Apps, key_digest
 from control_plane.policy.model import (
     DEFAULT_POLICY,
+    Aliases,
     DecisionSettings,
     Model,
     Policy,
@@ -158,6 +159,20 @@ def _reference_problems(spec: PolicySpec, nodes: _Nodes, file: str) -> list[Prob
     if spec.router_alias in spec.models:
         message = f"router_alias: '{spec.router_alias}' is also a configured model name"
         problems.append(Problem(file, nodes.line(("router_alias",)), message))
+    return problems + _alias_problems(spec, nodes, file)
+
+
+def _alias_problems(spec: PolicySpec, nodes: _Nodes, file: str) -> list[Problem]:
+    """An alias must lead to a model or the router alias, and never hide a name of the policy."""
+    problems = []
+    names = [spec.router_alias, *spec.models]
+    for pattern, target in spec.aliases.items():
+        if target not in names:
+            message = f"aliases.{pattern}: unknown model '{target}' (known: {', '.join(names)})"
+            problems.append(Problem(file, nodes.line(("aliases", pattern)), message))
+        if pattern in names:
+            message = f"aliases.{pattern}: '{pattern}' is already a name of this policy; an alias cannot change it"
+            problems.append(Problem(file, nodes.line(("aliases", pattern), key=True), message))
     return problems
 
 
@@ -268,6 +283,8 @@ def _compile(spec: PolicySpec, name: str, file: str, digest: str) -> Policy:
         ),
         default_model=models[spec.default_model],
         decisions=DecisionSettings(r.stickiness, r.cache.max_entries, r.cache.ttl_s),
+        aliases=Aliases(spec.aliases),
+        envelopes=tuple(r.envelopes),
     )
 
 

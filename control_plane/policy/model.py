@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import hashlib
 import os
+from fnmatch import fnmatchcase
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from control_plane.apis.anthropic_messages import VERSION_HEADER
+from control_plane.apis.conversation import DEFAULT_ENVELOPES
 from control_plane.apis.table import APIS, OPENAI, Api
 from control_plane.failover.rules import DEFAULT_RULES, FailoverRules
 from control_plane.policy.apps import APPS_FILE_STEM, Apps
@@ -106,6 +108,28 @@ class DecisionSettings:
 
 
 @dataclass(frozen=True)
+class Aliases:
+    """Model names clients send -> a name of the policy (a model, or the router alias): exact
+    names first, then glob patterns (`claude-haiku-*`) in the order the policy lists them. A name
+    the policy itself defines is never an alias (the loader rejects such an entry)."""
+
+    entries: Mapping[str, str] = field(default_factory=dict)
+    exact: Mapping[str, str] = field(init=False)
+    patterns: tuple[tuple[str, str], ...] = field(init=False)
+
+    def __post_init__(self) -> None:
+        globbed = {k: v for k, v in self.entries.items() if any(c in k for c in "*?[")}
+        object.__setattr__(self, "exact", {k: v for k, v in self.entries.items() if k not in globbed})
+        object.__setattr__(self, "patterns", tuple(globbed.items()))
+
+    def resolve(self, name: str) -> str | None:
+        """The policy name `name` is an alias of, or None."""
+        if name in self.exact:
+            return self.exact[name]
+        return next((target for pattern, target in self.patterns if fnmatchcase(name, pattern)), None)
+
+
+@dataclass(frozen=True)
 class Route:
     name: str
     description: str
@@ -125,6 +149,8 @@ class Policy:
     routes: tuple[Route, ...]
     default_model: Model
     decisions: DecisionSettings = DecisionSettings()
+    aliases: Aliases = Aliases()
+    envelopes: tuple[str, ...] = DEFAULT_ENVELOPES  # tags cut from what routing reads
     # Derived once per policy, not per request:
     route_specs: tuple[RouteSpec, ...] = field(init=False)  # the routes as routers see them
     routes_by_name: Mapping[str, Route] = field(init=False)
@@ -137,6 +163,13 @@ class Policy:
     def model_names(self) -> list[str]:
         """What an app may put in `model`: the router alias first, then configured models."""
         return [self.router_alias, *self.models]
+
+    def resolve(self, requested: str) -> str:
+        """The name of this policy a requested model name means: itself, or what its alias
+        leads to (an unknown name stays as it is, for the 404 to name)."""
+        if requested == self.router_alias or requested in self.models:
+            return requested
+        return self.aliases.resolve(requested) or requested
 
 
 @dataclass(frozen=True)

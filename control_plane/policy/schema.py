@@ -11,6 +11,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
+from control_plane.apis.conversation import DEFAULT_ENVELOPES
 from control_plane.apis.table import ANTHROPIC, APIS, OPENAI
 from control_plane.failover.continuation import STYLES as CONTINUATION_STYLES
 from router_model.kinds import DEFAULT_MARGIN, DEFAULT_THRESHOLD, KINDS
@@ -59,6 +60,10 @@ class RouterSpec(_Strict):
     one_step: bool = True
     stickiness: Literal["turn", "conversation"] = "turn"
     cache: DecisionCacheSpec = DecisionCacheSpec()
+    # Tags a client wraps around what it adds to a user's message (apis/conversation.py): cut
+    # from what routing reads, so the router sees what the person typed.
+    envelopes: Annotated[list[Annotated[str, StringConstraints(pattern=r"^[A-Za-z][A-Za-z0-9_.:-]*$")]],
+                         Field(max_length=50)] = list(DEFAULT_ENVELOPES)
 
     @field_validator("kind")
     @classmethod
@@ -144,6 +149,9 @@ class PolicySpec(_Strict):
     version: Annotated[int, Field(ge=1, le=1)]
     router: RouterSpec
     router_alias: Annotated[str, StringConstraints(min_length=1)] = "auto"
+    # Model names clients send (exact, or glob patterns such as claude-haiku-*) -> a model of this
+    # policy or the router alias.
+    aliases: dict[Annotated[str, StringConstraints(min_length=1, max_length=256)], Name] = {}
     providers: Annotated[dict[Name, ProviderSpec], Field(min_length=1)]
     models: Annotated[dict[Name, ModelSpec], Field(min_length=1)]
     routes: list[RouteSpecWire] = []

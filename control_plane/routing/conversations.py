@@ -9,7 +9,9 @@ alone, so agents need no cooperation (README: "Decisions for agents").
 - A client may name the conversation itself with `x-switchyard-session`; the turn is then that
   session's n-th user message.
 
-Ids are SHA-256 digests of a canonical JSON of the messages' role, content and tool-call fields.
+Ids are SHA-256 digests of a canonical JSON of the routing view of the messages (role, text,
+attachment types and tool-call fields; control_plane/apis/conversation.py): the same turn sent in
+another shape, or with other cache hints, has the same id.
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ from dataclasses import dataclass
 from typing import Any
 
 SESSION_HEADER = "x-switchyard-session"
-_IDENTITY_FIELDS = ("role", "content", "tool_calls", "tool_call_id", "name")
+# The fields of the routing view (control_plane/apis/conversation.py) that make a message.
+_IDENTITY_FIELDS = ("role", "content", "attachments", "tool_calls", "tool_call_id")
 
 
 @dataclass(frozen=True)

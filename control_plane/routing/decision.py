@@ -41,6 +41,7 @@ class Decision:
     kind: str  # routed:<tier> | explicit | passthrough | fallback:<reason> | degraded:<reason>
     router_ms: float | None = None  # time spent asking the router, when it was asked
     app: str = ""  # the calling app (apps.yaml), when apps are declared
+    requested_model: str = ""  # what the app sent in `model`, when a policy alias resolved it
 
     @property
     def kind_and_reason(self) -> tuple[str, str]:
@@ -61,6 +62,8 @@ class Decision:
             fields["router_ms"] = f"{self.router_ms:.1f}"
         if self.app:
             fields["app"] = self.app
+        if self.requested_model:
+            fields["requested_model"] = self.requested_model
         _, reason = self.kind_and_reason
         if reason:
             fields["reason"] = reason
@@ -76,4 +79,5 @@ class Decision:
             "model": self.model,
             "decision": self.kind,
             "router_ms": None if self.router_ms is None else round(self.router_ms, 1),
+            "requested_model": self.requested_model or None,
         }

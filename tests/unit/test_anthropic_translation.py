@@ -193,10 +193,11 @@ def test_parse_messages_request_checks_the_body() -> None:
     ok = json.dumps(ANTHROPIC_REQUEST).encode()
     request = parse_messages_request(ok)
     assert request.model == "auto" and request.body == ANTHROPIC_REQUEST
-    assert request.messages[-1]["role"] == "user"  # what the router sees: the OpenAI form
+    # What routing reads: tool results with text beside them continue the turn (a `tool` message).
+    assert request.messages[-1] == {"role": "tool", "tool_call_id": "toolu_1", "content": "sunny\nAnd tomorrow?"}
     for bad, needle in [({"model": "m", "messages": [{"role": "user", "content": "x"}]}, "max_tokens"),
                         ({"model": "m", "max_tokens": 5, "messages": []}, "messages"),
-                        ({"model": "m", "max_tokens": 5, "messages": [{"role": "system", "content": "x"}]}, "role"),
+                        ({"model": "m", "max_tokens": 5, "messages": [{"role": "critic", "content": "x"}]}, "role"),
                         ({"model": "m", "max_tokens": 5, "stream": "yes", "messages": [{"role": "user", "content": "x"}]},
                          "stream")]:
         with pytest.raises(RequestError, match=needle):
