@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from control_plane.apis.doors import DOORS
+from control_plane.apis.doors import DOORS, ROUTE
 from control_plane.apis.table import ANTHROPIC
 from control_plane.event_loop import run_loop
 from control_plane.observability.logging_setup import configure as configure_logging
@@ -26,7 +26,7 @@ from control_plane.policy.loader import (
     load_policy_file,
     policy_files,
 )
-from control_plane.policy.model import Policy
+from control_plane.policy.model import Policy, Provider
 from control_plane.policy.router_pool import RouterPool
 from control_plane.routing.choice import choose_model
 from control_plane.routing.evaluation import (
@@ -86,8 +86,8 @@ def cmd_up(args: argparse.Namespace) -> int:
         return 1
 
 
-def _other_doors(api: str) -> str:
-    return ", ".join(d.path for d in DOORS.values() if d.api.name != api and not d.counts_tokens)
+def _translated_doors(provider: Provider) -> str:
+    return ", ".join(d.path for d in DOORS.values() if d.decides == ROUTE and not provider.serves(d.api))
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -127,7 +127,10 @@ def cmd_check(args: argparse.Namespace) -> int:
         for provider in policy.providers.values():
             print(f"  provider: {provider.name} (api {provider.api}"
                   + (f", anthropic-version {provider.anthropic_version}" if provider.anthropic_version else "")
-                  + f"): apps on {_other_doors(provider.api)} are translated")
+                  + (", responses native" if provider.responses_native else "")
+                  + f"): apps on {_translated_doors(provider)} are translated")
+        for pattern, target in policy.aliases.entries.items():
+            print(f"  alias: {pattern} -> {target}")
             if provider.api == ANTHROPIC and not provider.path_prefix.endswith("/v1"):
                 print(f"  warning: provider '{provider.name}': base_url usually ends in /v1 "
                       "(https://api.anthropic.com/v1); Switchyard appends `messages` to it")

@@ -12,8 +12,10 @@ CLIENT_CREDENTIAL_HEADERS = ("authorization", "x-api-key", "api-key")
 POLICY_HEADER = "x-switchyard-policy"  # request: which policy; response: which policy applied
 MODEL_HEADER = "x-switchyard-model"  # response: the configured model that answered
 ATTEMPTS_HEADER = "x-switchyard-attempts"  # response (guarded path): model:result,... in order
-# Internal, processor -> guarded path: "<policy> <model>" (URL-quoted) the request is for.
+# Internal, processor -> guarded path: "<policy> <model> <route>" (URL-quoted) the request is for.
 PLAN_HEADER = "x-switchyard-plan"
+# Response (guarded path): hints a translation dropped, comma-separated (apis/translation.py).
+DROPPED_HEADER = "x-switchyard-dropped"
 
 # Every request header the processor reads; Envoy sends it no others (fewer to serialize and
 # parse on every request). Names starting with INTERNAL_PREFIX are sent too.
@@ -35,11 +37,11 @@ DECISION_HEADERS = {
 }
 
 
-def plan_value(policy: str, model: str) -> str:
+def plan_value(policy: str, model: str, route: str) -> str:
     """PLAN_HEADER's value."""
-    return f"{quote(policy, safe='')} {quote(model, safe='')}"
+    return " ".join(quote(part, safe="") for part in (policy, model, route))
 
 
-def parse_plan(value: str) -> tuple[str, str]:
-    policy, _, model = value.partition(" ")
-    return unquote(policy), unquote(model)
+def parse_plan(value: str) -> tuple[str, str, str]:
+    policy, model, route = (value.split(" ") + ["", "", ""])[:3]
+    return unquote(policy), unquote(model), unquote(route)

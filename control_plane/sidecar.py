@@ -177,7 +177,8 @@ async def run(options: SidecarOptions) -> int:
     await server.start(options.control.host, options.control.port)
     await workers.start(snapshots.generation, policies)
     circuits = Circuits(metrics=metrics)
-    failover = Failover(snapshots, circuits, metrics)
+    # The guarded path keeps Responses API answers in the store workers ask (shared state).
+    failover = Failover(snapshots, circuits, metrics, shared_state.shared.responses)
     failover_runner = web.AppRunner(failover.app(), access_log=None, handler_cancellation=True)
     await failover_runner.setup()
     await web.TCPSite(failover_runner, options.failover.host, options.failover.port).start()

@@ -1,9 +1,11 @@
 """Anthropic Messages <-> OpenAI chat completions: requests, whole responses and errors (streams
 are in anthropic_streams.py). Either direction, so any route can point at any provider.
 
-What has no counterpart is said, not silently lost: a block type the other API cannot carry is a
-400 when translating (thinking blocks, which only the model that wrote them can read, are
-dropped); `cache_control` and other Anthropic-only hints are dropped.
+Nothing is lost silently. What changes the answer is carried (structured output included:
+`response_format` <-> `output_config.format`) or refused with `400 untranslatable` naming it.
+Only hints are dropped, and each is named (`x-switchyard-dropped`): `cache_control`, `top_k`,
+`thinking` and thinking blocks (only the model that wrote them can read them), sampling knobs the
+other API lacks, and settings this code does not know.
 """
 
 from __future__ import annotations
@@ -14,8 +16,9 @@ from typing import Any
 
 from control_plane.apis.anthropic_errors import error_body as anthropic_error_body
 from control_plane.apis.sse import json_event
-from control_plane.apis.request_error import RequestError
 from control_plane.apis.openai_errors import error_body as openai_error_body
+from control_plane.apis.request_error import RequestError
+from control_plane.apis.translation import Dropped, untranslatable
 
 Body = dict[str, Any]
 
@@ -29,9 +32,29 @@ STOP_FROM_OPENAI = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "t
 _DROPPED_BLOCKS = ("thinking", "redacted_thinking")
 
 
+# Top-level fields each direction carries; any other field that is set is a hint, dropped and named.
+ANTHROPIC_CARRIED = frozenset({"model", "messages", "system", "max_tokens", "temperature", "top_p", "stream",
+                               "stop_sequences", "metadata", "tools", "tool_choice", "output_config",
+                               "output_format"})
+OPENAI_CARRIED = frozenset({"model", "messages", "max_tokens", "max_completion_tokens", "temperature", "top_p",
+                            "stop", "user", "tools", "tool_choice", "parallel_tool_calls", "stream",
+                            "stream_options", "response_format", "n"})
+# OpenAI settings that change the answer's shape and have no Anthropic counterpart: refused when set.
+OPENAI_REFUSED = ("logprobs", "top_logprobs", "audio", "functions", "function_call")
+
+
 def _untranslatable(what: str) -> RequestError:
-    return RequestError(400, f"{what} cannot be translated between the Anthropic and OpenAI APIs "
-                        "(send it to a provider of the same API)", "untranslatable")
+    return untranslatable(what, "the other API (Anthropic <-> OpenAI)", "send it to a provider of the same API")
+
+
+def _hints(body: Body, carried: frozenset[str], dropped: Dropped) -> None:
+    dropped.update(k for k, v in body.items() if k not in carried and v not in (None, False, "", [], {}))
+
+
+def _has_cache_control(value: Any) -> bool:
+    if isinstance(value, dict):
+        return "cache_control" in value or any(_has_cache_control(v) for v in value.values())
+    return isinstance(value, list) and any(_has_cache_control(v) for v in value)
 
 
 def message_id(upstream_id: Any) -> str:
@@ -89,7 +112,7 @@ def _assistant_to_openai(content: Any, strict: bool) -> Body:
     return message
 
 
-def _user_to_openai(content: Any, strict: bool) -> list[Body]:
+def _user_to_openai(content: Any) -> list[Body]:
     """Tool results become `tool` messages (first, as Anthropic requires them first); the rest
     one user message."""
     if isinstance(content, str):
@@ -105,20 +128,15 @@ def _user_to_openai(content: Any, strict: bool) -> list[Body]:
         elif kind == "text":
             parts.append({"type": "text", "text": block.get("text", "")})
         elif kind == "image":
-            if strict or (block.get("source") or {}).get("type") in ("base64", "url"):
-                parts.append({"type": "image_url", "image_url": {"url": _image_url(block)}})
-        elif strict and kind not in _DROPPED_BLOCKS:
+            parts.append({"type": "image_url", "image_url": {"url": _image_url(block)}})
+        elif kind not in _DROPPED_BLOCKS:
             raise _untranslatable(f"a user '{kind}' block")
     if parts:
         out.append({"role": "user", "content": parts})
     return out
 
 
-def _tool_to_openai(tool: Body, strict: bool) -> Body | None:
-    if tool.get("type") not in (None, "custom"):  # server tools (web search, bash, ...)
-        if strict:
-            raise _untranslatable(f"the server tool '{tool.get('type')}'")
-        return None
+def _tool_to_openai(tool: Body) -> Body:
     function = {"name": tool["name"], "parameters": tool.get("input_schema") or {"type": "object"}}
     if tool.get("description"):
         function["description"] = tool["description"]
@@ -132,20 +150,34 @@ def _tool_choice_to_openai(choice: Body) -> Any:
     return {"any": "required", "none": "none"}.get(str(kind), "auto")
 
 
-def request_to_openai(body: Body, strict: bool = True) -> Body:
-    """An Anthropic Messages request as an OpenAI chat-completions request. `strict=False` (what
-    the router sees) drops what cannot be translated instead of refusing it."""
+def _format_to_openai(body: Body) -> Body | None:
+    """Anthropic structured output (`output_config.format`, or the beta `output_format`) as an
+    OpenAI `response_format`."""
+    fmt = (body.get("output_config") or {}).get("format") or body.get("output_format")
+    if not isinstance(fmt, dict):
+        return None
+    if fmt.get("type") != "json_schema":
+        raise _untranslatable(f"an output format of type '{fmt.get('type')}'")
+    return {"type": "json_schema", "json_schema": {"name": "output", "schema": fmt.get("schema") or {}, "strict": True}}
+
+
+def request_to_openai(body: Body, dropped: Dropped | None = None) -> Body:
+    """An Anthropic Messages request as an OpenAI chat-completions request; the hints it drops
+    are added to `dropped`."""
+    dropped = set() if dropped is None else dropped
     messages: list[Body] = []
     system = body.get("system")
     if system:
         messages.append({"role": "system", "content": _text(system)})
     for message in body.get("messages", []):
         if message.get("role") == "assistant":
-            messages.append(_assistant_to_openai(message.get("content"), strict))
+            if any(b.get("type") in _DROPPED_BLOCKS for b in _blocks(message.get("content"))):
+                dropped.add("thinking")
+            messages.append(_assistant_to_openai(message.get("content"), strict=True))
         elif message.get("role") == "system":  # mid-conversation: kept at its place
             messages.append({"role": "system", "content": _text(message.get("content"))})
         else:
-            messages.extend(_user_to_openai(message.get("content"), strict))
+            messages.extend(_user_to_openai(message.get("content")))
     out: Body = {"model": body.get("model"), "messages": messages}
     for same in ("max_tokens", "temperature", "top_p", "stream"):
         if same in body:
@@ -157,7 +189,10 @@ def request_to_openai(body: Body, strict: bool = True) -> Body:
     user = (body.get("metadata") or {}).get("user_id")
     if isinstance(user, str):
         out["user"] = user
-    tools = [t for t in (_tool_to_openai(tool, strict) for tool in body.get("tools") or []) if t]
+    # Server tools (web search, code execution, ...) run at Anthropic: withdrawn from the offer.
+    offered = body.get("tools") or []
+    tools = [_tool_to_openai(tool) for tool in offered if tool.get("type") in (None, "custom")]
+    dropped.update(f"tool:{tool['type']}" for tool in offered if tool.get("type") not in (None, "custom"))
     if tools:
         out["tools"] = tools
     choice = body.get("tool_choice")
@@ -165,6 +200,12 @@ def request_to_openai(body: Body, strict: bool = True) -> Body:
         out["tool_choice"] = _tool_choice_to_openai(choice)
         if choice.get("disable_parallel_tool_use"):
             out["parallel_tool_calls"] = False
+    response_format = _format_to_openai(body)
+    if response_format is not None:
+        out["response_format"] = response_format
+    if _has_cache_control([system, body.get("messages"), body.get("tools")]):
+        dropped.add("cache_control")
+    _hints(body, ANTHROPIC_CARRIED, dropped)
     return out
 
 
@@ -190,10 +231,29 @@ def _openai_part_to_block(part: Any) -> Body:
     raise _untranslatable(f"a '{kind}' content part")
 
 
-def request_from_openai(body: Body) -> Body:
-    """An OpenAI chat-completions request as an Anthropic Messages request."""
+def _format_from_openai(response_format: Any) -> Body | None:
+    """An OpenAI `response_format` as Anthropic's structured output (`output_config.format`)."""
+    kind = response_format.get("type") if isinstance(response_format, dict) else None
+    if kind in (None, "text"):
+        return None
+    if kind == "json_schema":
+        schema = (response_format.get("json_schema") or {}).get("schema") or {"type": "object"}
+    elif kind == "json_object":
+        schema = {"type": "object"}
+    else:
+        raise _untranslatable(f"a response_format of type '{kind}'")
+    return {"format": {"type": "json_schema", "schema": schema}}
+
+
+def request_from_openai(body: Body, dropped: Dropped | None = None) -> Body:
+    """An OpenAI chat-completions request as an Anthropic Messages request; the hints it drops
+    are added to `dropped`."""
+    dropped = set() if dropped is None else dropped
     if body.get("n", 1) not in (1, None):
         raise RequestError(400, "n > 1 is not supported by Anthropic-API providers", "unsupported_parameter", "n")
+    for key in OPENAI_REFUSED:
+        if body.get(key):
+            raise _untranslatable(f"`{key}`")
     system: list[str] = []
     messages: list[Body] = []
 
@@ -252,6 +312,10 @@ def request_from_openai(body: Body) -> Body:
         if body.get("parallel_tool_calls") is False and mapped["type"] != "none":
             mapped["disable_parallel_tool_use"] = True
         out["tool_choice"] = mapped
+    output_config = _format_from_openai(body.get("response_format"))
+    if output_config is not None:
+        out["output_config"] = output_config
+    _hints(body, OPENAI_CARRIED, dropped)
     return out
 
 

@@ -11,4 +11,5 @@ from typing import Any
 class ChatRequest:
     body: dict[str, Any]  # the whole parsed body; everything but `model` is passed on as is
     model: str
-    messages: list[Any]
+    messages: list[Any]  # the conversation as routing reads it (apis/conversation.py)
+    continues: str | None = None  # the id of an earlier response this request continues (Responses API)

@@ -1,8 +1,9 @@
 """The wire APIs, one row each: how a provider of that API is asked (path, key header), how its
 errors look, and how to go to and from the OpenAI chat form the guarded path works in.
 
-A provider names its row with `api:` in a policy; a front door (doors.py) names the row it
-speaks. Adding an API (say, OpenAI's Responses) is one more row here.
+A provider names its row with `api:` in a policy (`openai` or `anthropic`); a front door
+(doors.py) names the row it speaks. The Responses API is a door's API only: a provider serves it
+besides chat completions (`responses: native`), so no provider is ever asked in it by translation.
 """
 
 from __future__ import annotations
@@ -12,13 +13,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from control_plane.apis import anthropic_errors, anthropic_translate
+from control_plane.apis import anthropic_errors, anthropic_translate, responses_translate
 from control_plane.apis.anthropic_streams import AnthropicToOpenAIStream, OpenAIToAnthropicStream
 from control_plane.apis.openai_errors import error_body as openai_error_body
 from control_plane.apis.openai_errors import error_event as openai_error_event
+from control_plane.apis.openai_errors import responses_error_event
+from control_plane.apis.responses_streams import OpenAIToResponsesStream
+from control_plane.apis.translation import Dropped
 
 Body = dict[str, Any]
-OPENAI, ANTHROPIC = "openai", "anthropic"
+OPENAI, ANTHROPIC, RESPONSES = "openai", "anthropic", "responses"
+PROVIDER_APIS = (OPENAI, ANTHROPIC)  # what a provider's `api:` may name
 
 
 class StreamTranslator(Protocol):
@@ -40,19 +45,27 @@ class Api:
     key_prefix: str  # ... and how
     error_body: Callable[[int, str, str, str | None], bytes]
     error_event: Callable[[int, str, str], bytes]  # an error inside an SSE stream
-    # To and from the OpenAI chat form (identity for OpenAI itself).
-    request_to_openai: Callable[[Body], Body]
-    request_from_openai: Callable[[Body], Body]
-    response_to_openai: Callable[[bytes], bytes]
-    response_from_openai: Callable[[bytes], bytes]
-    error_to_openai: Callable[[int, bytes], bytes]
+    # To and from the OpenAI chat form (identity for OpenAI itself). A request's translation adds
+    # the names of the hints it drops to a Dropped set.
+    # A door's app request -> OpenAI form, and the OpenAI-form answer back (given the app's request):
+    request_to_openai: Callable[[Body, Dropped], Body]
+    response_from_openai: Callable[[bytes, Body], bytes]
     error_from_openai: Callable[[int, bytes], bytes]
+    stream_from_openai: Callable[[Body], StreamTranslator]
+    # An OpenAI-form request -> a provider of this API, and its answer back into the OpenAI form:
+    request_from_openai: Callable[[Body, Dropped], Body]
+    response_to_openai: Callable[[bytes], bytes]
+    error_to_openai: Callable[[int, bytes], bytes]
     stream_to_openai: Callable[[Body], StreamTranslator]  # given the OpenAI-form request
-    stream_from_openai: Callable[[], StreamTranslator]
 
 
-def _same(value: Any) -> Any:
+def _same(value: Any, *context: Any) -> Any:
     return value
+
+
+def _no_provider(*_: Any) -> Any:
+    raise TypeError("no provider is asked in the Responses API by translation (`responses: native` "
+                    "providers get the app's own request)")
 
 
 def _openai_shaped(status: int, body: bytes) -> bytes:
@@ -74,21 +87,31 @@ APIS: dict[str, Api] = {
     OPENAI: Api(
         name=OPENAI, chat_path="chat/completions", key_header="authorization", key_prefix="Bearer ",
         error_body=openai_error_body, error_event=openai_error_event,
-        request_to_openai=_same, request_from_openai=_same,
-        response_to_openai=_same, response_from_openai=_same,
-        error_to_openai=_openai_shaped, error_from_openai=_openai_shaped,
-        stream_to_openai=lambda request: Unchanged(), stream_from_openai=Unchanged,
+        request_to_openai=_same, response_from_openai=_same, error_from_openai=_openai_shaped,
+        stream_from_openai=lambda request: Unchanged(),
+        request_from_openai=_same, response_to_openai=_same, error_to_openai=_openai_shaped,
+        stream_to_openai=lambda request: Unchanged(),
     ),
     ANTHROPIC: Api(
         name=ANTHROPIC, chat_path="messages", key_header="x-api-key", key_prefix="",
         error_body=anthropic_errors.error_body, error_event=anthropic_errors.error_event,
         request_to_openai=anthropic_translate.request_to_openai,
+        response_from_openai=lambda raw, request: anthropic_translate.response_from_openai(raw),
+        error_from_openai=anthropic_translate.error_from_openai,
+        stream_from_openai=lambda request: OpenAIToAnthropicStream(),
         request_from_openai=anthropic_translate.request_from_openai,
         response_to_openai=anthropic_translate.response_to_openai,
-        response_from_openai=anthropic_translate.response_from_openai,
         error_to_openai=anthropic_translate.error_to_openai,
-        error_from_openai=anthropic_translate.error_from_openai,
         stream_to_openai=lambda request: AnthropicToOpenAIStream(_include_usage(request)),
-        stream_from_openai=OpenAIToAnthropicStream,
+    ),
+    RESPONSES: Api(
+        name=RESPONSES, chat_path="responses", key_header="authorization", key_prefix="Bearer ",
+        error_body=openai_error_body, error_event=responses_error_event,
+        request_to_openai=responses_translate.request_to_openai,
+        response_from_openai=responses_translate.response_from_openai,
+        error_from_openai=_openai_shaped,  # the Responses API's errors are OpenAI-shaped
+        stream_from_openai=OpenAIToResponsesStream,
+        request_from_openai=_no_provider, response_to_openai=_no_provider,
+        error_to_openai=_openai_shaped, stream_to_openai=_no_provider,
     ),
 }

@@ -9,12 +9,26 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Protocol
+from urllib.parse import unquote
 
 import structlog
 from opentelemetry import trace
 from opentelemetry.trace import StatusCode
 
-from control_plane.apis.doors import MODELS_PATH, Door, door_for, error_api, models_body
+from control_plane.apis.chat_request import ChatRequest
+from control_plane.apis.doors import (
+    COUNT,
+    MODELS_PATH,
+    NAMED,
+    ROUTE,
+    Door,
+    door_for,
+    error_api,
+    model_body,
+    models_api,
+    models_body,
+)
+from control_plane.apis.responses import unknown_response
 from control_plane.apis.table import ANTHROPIC, APIS, OPENAI, Api
 from control_plane.apis.json_body import replace_model
 from control_plane.extproc.rate_limits import RateLimiter
@@ -37,7 +51,8 @@ from control_plane.policy.snapshot import Snapshot
 from control_plane.routing.cache import DecisionCaches, TurnDecisions
 from control_plane.routing.choice import choose_model, explicit_model
 from control_plane.routing.conversations import SESSION_HEADER
-from control_plane.routing.decision import NO_ROUTE, PASSTHROUGH, REJECTED, Decision
+from control_plane.routing.decision import NO_ROUTE, PASSTHROUGH, REJECTED, STICKY, Decision
+from control_plane.routing.response_store import ResponseStore, StoredResponse
 
 log = structlog.get_logger("switchyard.processor")
 
@@ -82,9 +97,9 @@ def _direct_headers(model: Model, client_headers: Mapping[str, str]) -> list[tup
     return [(CLUSTER_HEADER, model.provider.cluster), *model.provider.key_headers(client_headers)]
 
 
-def _guarded_headers(policy: Policy, model: Model) -> list[tuple[str, str]]:
+def _guarded_headers(policy: Policy, model: Model, route: str) -> list[tuple[str, str]]:
     """Envoy sends the request to the guarded path, which sets model and key per attempt."""
-    return [(CLUSTER_HEADER, FAILOVER_CLUSTER), (PLAN_HEADER, plan_value(policy.name, model.name))]
+    return [(CLUSTER_HEADER, FAILOVER_CLUSTER), (PLAN_HEADER, plan_value(policy.name, model.name, route))]
 
 
 def _upstream_headers(set_headers: list[tuple[str, str]], client_headers: Mapping[str, str]) -> tuple[
@@ -98,20 +113,24 @@ def _upstream_headers(set_headers: list[tuple[str, str]], client_headers: Mappin
 
 
 class Shared:
-    """What outlives one request: per-app rate limits, the router-decision caches, and the
-    metrics they are counted in."""
+    """What outlives one request: per-app rate limits, the router-decision caches, the responses
+    a follow-up may name (written by the guarded path), and the metrics they are counted in."""
 
     def __init__(self, metrics: Metrics | None = None, limiter: RateLimiter | None = None,
                  decisions: DecisionCaches | None = None) -> None:
         self.metrics = metrics or Metrics()
         self.limiter = limiter or RateLimiter()
         self.decisions = decisions or DecisionCaches(metrics=self.metrics)
+        self.responses = ResponseStore()  # Responses API answers a follow-up may name
 
     def decisions_for(self, policy: Policy) -> TurnDecisions:
         return self.decisions.for_policy(policy)
 
     async def retry_after_s(self, app: App) -> int | None:
         return self.limiter.retry_after_s(app)
+
+    async def stored_response(self, response_id: str) -> StoredResponse | None:
+        return self.responses.get(response_id)
 
 
 class SharedState(Protocol):
@@ -123,6 +142,8 @@ class SharedState(Protocol):
     def decisions_for(self, policy: Policy) -> TurnDecisions: ...
 
     async def retry_after_s(self, app: App) -> int | None: ...
+
+    async def stored_response(self, response_id: str) -> StoredResponse | None: ...
 
 
 class RequestProcessor:
@@ -196,8 +217,10 @@ class RequestProcessor:
             if _declared_length(headers) > MAX_BODY_BYTES:  # refuse before Envoy buffers it
                 return self._reject(body_too_large())
             return Forward(want_body=True)
-        if _path(path) == MODELS_PATH and method == "GET":
+        if method == "GET" and _path(path) == MODELS_PATH:
             return self._models_reply(policy)
+        if method == "GET" and _path(path).startswith(MODELS_PATH + "/"):
+            return self._model_reply(policy, unquote(_path(path)[len(MODELS_PATH) + 1:]))
         return self._forward_to(policy.default_model, Decision(
             policy.name, policy.version, NO_ROUTE, policy.default_model.name, PASSTHROUGH
         ))
@@ -236,26 +259,51 @@ class RequestProcessor:
             if self.app is not None and not self.app.may_use_model(name):
                 raise RequestError(403, f"app '{self.app.name}' may not use model '{name}'",
                                    "model_not_allowed", "model")
-            if door.counts_tokens:
-                model, decision = self._token_counter(policy, name)
-            else:
-                model, decision = await choose_model(  # the router is asked only for allowed requests
-                    policy, name, request.messages, self.snapshot.routers[policy.name],
-                    self.shared.decisions_for(policy), self.headers.get(SESSION_HEADER),
-                )
+            deciders = {ROUTE: self._routed, COUNT: self._token_counter, NAMED: self._named}
+            model, decision = await deciders[door.decides](policy, request, name)
         except RequestError as error:
             return self._reject(error)
         if name != request.model:
             decision = replace(decision, requested_model=request.model)
-        translated = model.provider.api != door.api.name  # (never for count_tokens)
-        if translated or (model.has_fallbacks and not door.counts_tokens):
+        if door.decides == NAMED and model.name != name:  # not a configured name: passed on as it came
+            return self._forward(_direct_headers(model, self.headers), decision, model)
+        # Who answered is only seen on the guarded path: a response that may be continued by id goes there.
+        remembered = door.keeps_responses and request.body.get("store") is not False
+        if door.decides == ROUTE and (not model.provider.serves(door.api) or model.has_fallbacks or remembered):
             # The guarded path sets `model` and translates per attempt: the body goes on untouched.
-            return self._forward(_guarded_headers(policy, model), decision, model)
+            return self._forward(_guarded_headers(policy, model, decision.route), decision, model)
         return self._forward(_direct_headers(model, self.headers), decision, model,
                              replace_model(body, model.upstream_model))
 
-    @staticmethod
-    def _token_counter(policy: Policy, name: str) -> tuple[Model, Decision]:
+    async def _routed(self, policy: Policy, request: ChatRequest, name: str) -> tuple[Model, Decision]:
+        """The router alias: the router's decision for this user turn (the router is asked only
+        for allowed requests); a model name: that model. A request that continues a response
+        (Responses API) is read after the conversation kept for it, or pinned to the model whose
+        provider keeps it."""
+        messages = request.messages
+        if request.continues is not None:
+            stored = await self.shared.stored_response(request.continues)
+            if stored is None:
+                raise unknown_response(request.continues)
+            pinned = policy.models.get(stored.model) if stored.native and name == policy.router_alias else None
+            if pinned is not None:
+                return pinned, Decision(policy.name, policy.version, stored.route, pinned.name, STICKY)
+            messages = [*stored.messages, *messages]
+        return await choose_model(policy, name, messages, self.snapshot.routers[policy.name],
+                                  self.shared.decisions_for(policy), self.headers.get(SESSION_HEADER))
+
+    async def _named(self, policy: Policy, request: ChatRequest, name: str) -> tuple[Model, Decision]:
+        """Embeddings: a configured model, or unchanged to the default model's provider; never the
+        router (it decides chats)."""
+        if name == policy.router_alias:
+            raise RequestError(400, f"the router alias '{name}' routes chat requests, not embeddings: "
+                               "name an embedding model", "router_alias_not_supported", "model")
+        if name in policy.models:
+            return explicit_model(policy, name)
+        model = policy.default_model
+        return model, Decision(policy.name, policy.version, NO_ROUTE, model.name, PASSTHROUGH)
+
+    async def _token_counter(self, policy: Policy, request: ChatRequest, name: str) -> tuple[Model, Decision]:
         """count_tokens goes to the model named, or for the router alias the default model (the
         router is not asked to count), and only to a provider that can count: an Anthropic one."""
         if name == policy.router_alias:
@@ -303,7 +351,19 @@ class RequestProcessor:
         )
 
     def _models_reply(self, policy: Policy) -> Reply:
-        body = models_body(policy.model_names(), self.headers)
+        return self._answer(policy, models_body(policy.model_names(), self.headers))
+
+    def _model_reply(self, policy: Policy, name: str) -> Reply:
+        """`GET /v1/models/{name}`: a name the policy answers to (an alias too), in the asking
+        SDK's shape; else a 404 in that shape."""
+        if policy.resolve(name) not in policy.model_names():
+            self.errors = models_api(self.headers)
+            return self._reject(RequestError(404, f"The model `{name}` does not exist in policy '{policy.name}'. "
+                                             f"Known models: {', '.join(policy.model_names())}", "model_not_found",
+                                             "model"))
+        return self._answer(policy, model_body(name, self.headers))
+
+    def _answer(self, policy: Policy, body: bytes) -> Reply:
         headers = (("content-type", "application/json"), (POLICY_HEADER, policy.name))
         fields = {"policy": policy.name, "decision": PASSTHROUGH}
         return Reply(200, body, headers, fields | ({"app": self.app.name} if self.app else {}))

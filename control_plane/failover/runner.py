@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import json
 import ssl
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,7 +29,11 @@ from multidict import CIMultiDict
 from opentelemetry.trace import SpanKind, StatusCode
 
 from control_plane.apis.doors import Door, door_for
+from control_plane.apis.responses import PREVIOUS, continued, input_items, routing_view
+from control_plane.apis.responses_translate import output_items
+from control_plane.apis.sse import json_event
 from control_plane.apis.table import APIS, OPENAI, StreamTranslator, Unchanged
+from control_plane.apis.translation import Dropped, dropped_header
 from control_plane.apis.json_body import replace_model, with_model
 from control_plane.failover.circuits import Circuits
 from control_plane.failover.continuation import continuable, continuation_body
@@ -47,6 +51,7 @@ from control_plane.failover.sse_guard import GUARDS, MalformedStream, SseGuard
 from control_plane.headers import (
     ATTEMPTS_HEADER,
     CLIENT_CREDENTIAL_HEADERS,
+    DROPPED_HEADER,
     INTERNAL_PREFIX,
     MODEL_HEADER,
     PLAN_HEADER,
@@ -58,6 +63,7 @@ from control_plane.apis.openai_errors import error_body as openai_error_body
 from control_plane.apis.request_error import RequestError
 from control_plane.policy.model import Model, Policy, Provider
 from control_plane.policy.snapshot import SnapshotStore
+from control_plane.routing.response_store import ResponseStore, StoredResponse
 
 log = structlog.get_logger("switchyard.failover")
 
@@ -114,19 +120,27 @@ class Exchange:
     sent: dict[str, Any]  # the same, parsed (in the door's API)
     policy: Policy
     model: Model  # the model the processor chose: its chain, rules and budget apply
+    route: str  # the route that chose it
+    kept: StoredResponse | None = None  # the translated response this request continues, if any
     attempts: Attempts = field(default_factory=lambda: Attempts())
+    dropped: Dropped = field(default_factory=set)  # hints translations dropped (x-switchyard-dropped)
     _openai: dict[str, Any] | None = None
 
     @property
     def stream(self) -> bool:
         return self.sent.get("stream") is True
 
+    def whole(self) -> dict[str, Any]:
+        """The app's request with the conversation it continues in front (Responses API), as a
+        provider that keeps no conversation must get it."""
+        return continued(self.sent, self.kept.items) if self.kept is not None else self.sent
+
     def openai(self) -> dict[str, Any]:
         """The app's request in the OpenAI form (`model` is set per attempt), translated when an
         attempt first needs it: a request only its own API can carry still reaches a provider of
         that API. Raises RequestError when it cannot be translated."""
         if self._openai is None:
-            self._openai = self.door.api.request_to_openai(self.sent)
+            self._openai = self.door.api.request_to_openai(self.whole(), self.dropped)
         return self._openai
 
 
@@ -155,6 +169,11 @@ class ProviderSessions:
         self._sessions.clear()
 
 
+def _dropped(headers: dict[str, str] | CIMultiDict[str], dropped: Dropped) -> None:
+    if dropped:
+        headers[DROPPED_HEADER] = dropped_header(dropped)
+
+
 def _json_error(door: Door | None, status: int, message: str, code: str, attempts: Attempts,
                 model: str) -> web.Response:
     api = door.api if door else APIS[OPENAI]
@@ -164,10 +183,12 @@ def _json_error(door: Door | None, status: int, message: str, code: str, attempt
 
 
 class Failover:
-    def __init__(self, snapshots: SnapshotStore, circuits: Circuits, metrics: Metrics | None = None) -> None:
+    def __init__(self, snapshots: SnapshotStore, circuits: Circuits, metrics: Metrics | None = None,
+                 responses: ResponseStore | None = None) -> None:
         self.snapshots = snapshots
         self.circuits = circuits
         self.metrics = metrics or circuits.metrics
+        self.responses = responses or ResponseStore()  # the processor's, where they share a process
         self.sessions = ProviderSessions()
 
     def app(self) -> web.Application:
@@ -179,7 +200,7 @@ class Failover:
         await self.sessions.close()
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
-        policy_name, model_name = parse_plan(request.headers.get(PLAN_HEADER, ""))
+        policy_name, model_name, route = parse_plan(request.headers.get(PLAN_HEADER, ""))
         policy = self.snapshots.current.policy_set.policies.get(policy_name)
         model = policy.models.get(model_name) if policy else None
         door = door_for(request.path)
@@ -189,21 +210,51 @@ class Failover:
             return _json_error(door, 503, f"model '{model_name}' is no longer in policy '{policy_name}'",
                                "policy_changed", Attempts(), model_name)
         raw = await request.read()
-        exchange = Exchange(request, door, raw, json.loads(raw), policy, model)  # the processor checked it
+        sent = json.loads(raw)  # the processor checked it
+        exchange = Exchange(request, door, raw, sent, policy, model, route, self._continues(door, sent))
         started, last = await self._first_answer(exchange)
         log.info("attempts", request_id=request.headers.get("x-request-id"), policy=policy.name,
                  requested=model.name, attempts=exchange.attempts.header(),
-                 answered=started.model.name if started else None)
+                 answered=started.model.name if started else None,
+                 dropped=dropped_header(exchange.dropped) or None)
         if started is None:
             return self._failed(door, last, exchange.attempts)
         try:
             if started.guard is not None:
                 return await self._relay_stream(exchange, started)
-            answer = started.answer if started.native else door.api.response_from_openai(started.answer)
+            answer = started.answer if started.native else door.api.response_from_openai(started.answer, sent)
+            self._remember(exchange, started, lambda: json_event(answer, "the answer"))
             return web.Response(status=started.response.status, body=answer,
-                                headers=self._answer_headers(started, exchange.attempts))
+                                headers=self._answer_headers(started, exchange))
         finally:
             started.response.release()
+
+    def _continues(self, door: Door, sent: dict[str, Any]) -> StoredResponse | None:
+        """The translated response (its conversation kept here) this request continues, if any."""
+        previous = sent.get(PREVIOUS) if door.keeps_responses else None
+        kept = self.responses.get(previous) if isinstance(previous, str) else None
+        return kept if kept is not None and not kept.native else None
+
+    def _remember(self, exchange: Exchange, started: Started, answer: Callable[[], dict[str, Any] | None]) -> None:
+        """Keep who answered (and for a translated answer, the conversation) for a follow-up that
+        names this response (`previous_response_id`), unless the app said `store: false`."""
+        if not exchange.door.keeps_responses or exchange.sent.get("store") is False:
+            return
+        try:
+            response = answer()
+        except MalformedStream:
+            response = None
+        response_id = response.get("id") if response else None
+        if not isinstance(response_id, str) or response is None:
+            return
+        model, policy = started.model, exchange.policy
+        if started.native:
+            stored = StoredResponse(policy.name, model.name, exchange.route, native=True)
+        else:
+            items = [*input_items(exchange.whole()), *output_items(response)]
+            view = routing_view(None, items, policy.envelopes)
+            stored = StoredResponse(policy.name, model.name, exchange.route, False, tuple(items), tuple(view))
+        self.responses.keep(response_id, stored)
 
     async def _try(self, exchange: Exchange, model: Model, body: dict[str, Any] | None,
                    remaining_s: float) -> tuple[Started | None, Outcome]:
@@ -304,16 +355,16 @@ class Failover:
         rules, stream, request = model.failover, exchange.stream, exchange.request
         limit = min(rules.first_token_s if stream else rules.response_s, max(remaining_s, 0.001))
         provider = model.provider
-        api = provider.wire_api
-        # The app's own request to a provider of its own API: sent as it came, but for `model`
+        # The app's own request to a provider that serves its API: sent as it came, but for `model`
         # (a continuation is a new request: built from the OpenAI form like a translated one).
-        native = body is None and api is exchange.door.api
+        native = body is None and provider.serves(exchange.door.api)
+        api = exchange.door.api if native else provider.wire_api
         try:
             if native:
                 payload = replace_model(exchange.raw, model.upstream_model)
             else:
                 body = exchange.openai() if body is None else body
-                payload = with_model(api.request_from_openai(body), model.upstream_model)
+                payload = with_model(api.request_from_openai(body, exchange.dropped), model.upstream_model)
         except RequestError as error:  # the request cannot be carried to this provider's API
             return None, Outcome(str(error.status), error.status, {},
                                  openai_error_body(error.status, error.message, error.code, error.param))
@@ -370,7 +421,7 @@ class Failover:
         return headers
 
     @staticmethod
-    def _answer_headers(started: Started, attempts: Attempts) -> CIMultiDict[str]:
+    def _answer_headers(started: Started, exchange: Exchange) -> CIMultiDict[str]:
         headers = CIMultiDict(
             (k, v) for k, v in started.response.headers.items()
             if k.lower() not in _DROP_RESPONSE and not k.lower().startswith(INTERNAL_PREFIX)
@@ -378,7 +429,8 @@ class Failover:
         if started.guard is None:  # a translated answer is JSON whatever the provider said
             headers["content-type"] = "application/json"
         headers[MODEL_HEADER] = started.model.name
-        headers[ATTEMPTS_HEADER] = attempts.header()
+        headers[ATTEMPTS_HEADER] = exchange.attempts.header()
+        _dropped(headers, exchange.dropped)
         return headers
 
     @staticmethod
@@ -408,11 +460,11 @@ class Failover:
         reaches the app as an SSE error event and a reset: never a clean end."""
         request = exchange.request
         response = web.StreamResponse(status=started.response.status,
-                                      headers=self._answer_headers(started, exchange.attempts))
+                                      headers=self._answer_headers(started, exchange))
         segments = [started]  # the answer so far: the first model's, then continuations
         # Translated events go through one translator for the whole answer (continuations are
         # spliced into it); a native answer is relayed as it is (and never continued).
-        translated = exchange.door.api.stream_from_openai()
+        translated = exchange.door.api.stream_from_openai(exchange.sent)
         native = Unchanged()
         try:
             await response.prepare(request)
@@ -424,6 +476,10 @@ class Failover:
                 to_door = native if current.native else translated
                 failure = await self._pump(current, to_door, response)
                 if failure is None:
+                    # The whole answer a Responses stream ends with (response.completed), as the
+                    # provider's guard or our translator saw it.
+                    final = current.guard if current.native else translated
+                    self._remember(exchange, current, lambda: getattr(final, "completed", None))
                     await response.write_eof()
                     return response
                 self.metrics.stream_errors.labels(current.model.name).inc()

@@ -8,9 +8,9 @@ came, so an upstream that ends early is told apart from one that finished.
 from __future__ import annotations
 
 from control_plane.apis.sse import EventSplitter, MalformedStream, event_data, json_event
-from control_plane.apis.table import ANTHROPIC, OPENAI
+from control_plane.apis.table import ANTHROPIC, OPENAI, RESPONSES
 
-__all__ = ["DONE", "GUARDS", "AnthropicGuard", "MalformedStream", "SseGuard"]
+__all__ = ["DONE", "GUARDS", "AnthropicGuard", "MalformedStream", "ResponsesGuard", "SseGuard"]
 
 DONE = b"[DONE]"
 
@@ -78,5 +78,32 @@ class AnthropicGuard(SseGuard):
             self.done = True
 
 
+class ResponsesGuard(SseGuard):
+    """The same checks for a Responses API stream relayed as it is: every event JSON, an `error`
+    event is a broken stream, and response.completed (or .incomplete/.failed: the provider's own
+    verdict) the end. `completed` keeps that final response (who answered it is remembered for a
+    follow-up naming its id). Never continued on another model."""
+
+    ENDS = frozenset({"response.completed", "response.incomplete", "response.failed"})
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.text_only = False
+        self.completed: dict[str, object] | None = None
+
+    def _check(self, event: bytes) -> None:
+        text = event_data(event)
+        if text is None:
+            return
+        parsed = json_event(text)
+        kind = parsed.get("type")
+        if kind == "error":
+            raise MalformedStream(f"the provider sent an error event: {parsed.get('message', parsed)}")
+        if kind in self.ENDS:
+            self.done = True
+            response = parsed.get("response")
+            self.completed = response if isinstance(response, dict) else None
+
+
 # The stream check for a provider's own API (the guarded path relays same-API streams as they are).
-GUARDS: dict[str, type[SseGuard]] = {OPENAI: SseGuard, ANTHROPIC: AnthropicGuard}
+GUARDS: dict[str, type[SseGuard]] = {OPENAI: SseGuard, ANTHROPIC: AnthropicGuard, RESPONSES: ResponsesGuard}

@@ -241,6 +241,7 @@ def _compile(spec: PolicySpec, name: str, file: str, digest: str) -> Policy:
             request_timeout_s=p.request_timeout_s,
             api=p.api,
             anthropic_version=p.anthropic_version or (DEFAULT_VERSION if p.api == ANTHROPIC else None),
+            responses_native=p.responses == "native",
         )
         for key, p in spec.providers.items()
     }

@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 from control_plane.apis.anthropic_messages import VERSION_HEADER
 from control_plane.apis.conversation import DEFAULT_ENVELOPES
-from control_plane.apis.table import APIS, OPENAI, Api
+from control_plane.apis.table import APIS, OPENAI, RESPONSES, Api
 from control_plane.failover.rules import DEFAULT_RULES, FailoverRules
 from control_plane.policy.apps import APPS_FILE_STEM, Apps
 from router_model.kinds import RouterConfig
@@ -35,6 +35,7 @@ class Provider:
     request_timeout_s: int = 600
     api: str = OPENAI
     anthropic_version: str | None = None
+    responses_native: bool = False  # also serves the Responses API (`responses: native`)
     scheme: str = field(init=False)
     host: str = field(init=False)
     port: int = field(init=False)
@@ -59,6 +60,10 @@ class Provider:
     @property
     def wire_api(self) -> Api:
         return APIS[self.api]
+
+    def serves(self, api: Api) -> bool:
+        """Whether an app's request in `api` reaches this provider as it came (no translation)."""
+        return api.name == self.api or (api.name == RESPONSES and self.responses_native)
 
     def key_headers(self, forwarded: Mapping[str, str]) -> list[tuple[str, str]]:
         """The headers that carry Switchyard's key for this provider, in its API's way (the key

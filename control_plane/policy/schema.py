@@ -12,7 +12,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
 from control_plane.apis.conversation import DEFAULT_ENVELOPES
-from control_plane.apis.table import ANTHROPIC, APIS, OPENAI
+from control_plane.apis.table import ANTHROPIC, OPENAI, PROVIDER_APIS
 from control_plane.failover.continuation import STYLES as CONTINUATION_STYLES
 from router_model.kinds import DEFAULT_MARGIN, DEFAULT_THRESHOLD, KINDS
 from router_model.router import ARCH_ROUTER
@@ -78,6 +78,9 @@ class ProviderSpec(_Strict):
     api_key_env: EnvVarName | None = None
     ca_file: Annotated[str, StringConstraints(min_length=1)] | None = None
     request_timeout_s: Annotated[int, Field(gt=0, le=86_400)] = 600
+    # `native`: the provider also serves OpenAI's Responses API (`api: openai` only); apps on
+    # /v1/responses then reach it untranslated.
+    responses: Literal["native", "translate"] = "translate"
     # Sent as `anthropic-version` to an `api: anthropic` provider (an app's own header wins when
     # its request reaches the provider untranslated).
     anthropic_version: Annotated[str, StringConstraints(pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")] | None = None
@@ -85,12 +88,14 @@ class ProviderSpec(_Strict):
     @field_validator("api")
     @classmethod
     def _known_api(cls, api: str) -> str:
-        return _one_of(api, APIS, "api")
+        return _one_of(api, PROVIDER_APIS, "api")
 
     @model_validator(mode="after")
-    def _version_needs_anthropic(self) -> ProviderSpec:
+    def _keys_of_one_api(self) -> ProviderSpec:
         if self.anthropic_version is not None and self.api != ANTHROPIC:
             raise ValueError("anthropic_version applies only to a provider with `api: anthropic`")
+        if self.responses == "native" and self.api != OPENAI:
+            raise ValueError("`responses: native` applies only to a provider with `api: openai`")
         return self
 
 

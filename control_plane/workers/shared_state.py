@@ -11,6 +11,8 @@ limit, whichever worker Envoy picks.
            the same key wait for that one decision: single-flight across workers)
     settle {token, kept: [...] | null}
     take   {app, rpm} -> {"wait_s": seconds | null}
+    response {id} -> {"stored": StoredResponse.wire() | null}: a response a follow-up names
+           (Responses API; the guarded path, in the control plane, keeps them)
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from control_plane.observability.metrics import Metrics
 from control_plane.policy.apps import App
 from control_plane.policy.model import DecisionSettings, Policy
 from control_plane.routing.cache import CachedDecision
+from control_plane.routing.response_store import StoredResponse
 
 log = structlog.get_logger("switchyard.shared_state")
 
@@ -89,6 +92,9 @@ class SharedStateServer:
         elif op == "take":
             app = App(str(message["app"]), requests_per_minute=int(message["rpm"]))
             reply = {"wait_s": await self.shared.retry_after_s(app)}
+        elif op == "response":
+            stored = await self.shared.stored_response(str(message["response_id"]))
+            reply = {"stored": stored.wire() if stored is not None else None}
         else:
             reply = {"error": f"unknown op {op!r}"}
         writer.write(json.dumps({"id": message.get("id"), **reply}).encode() + b"\n")
@@ -211,3 +217,8 @@ class RemoteShared:
         reply = await self.client.call({"op": "take", "app": app.name, "rpm": app.requests_per_minute})
         wait = reply.get("wait_s")
         return None if wait is None else int(wait)
+
+    async def stored_response(self, response_id: str) -> StoredResponse | None:
+        reply = await self.client.call({"op": "response", "response_id": response_id})
+        stored = reply.get("stored")
+        return StoredResponse.from_wire(stored) if isinstance(stored, dict) else None

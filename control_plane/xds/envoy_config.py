@@ -34,6 +34,7 @@ from control_plane.headers import (
     ATTEMPTS_HEADER,
     CLUSTER_HEADER,
     DECISION_HEADERS,
+    DROPPED_HEADER,
     FAILOVER_CLUSTER,
     INTERNAL_PREFIX,
     METADATA_NAMESPACE,
@@ -137,7 +138,7 @@ def _decision_headers(*from_upstream: str) -> dict[str, Any]:
     may set the ones named in `from_upstream`."""
     return {
         "response_headers_to_remove": [
-            h for h in (*DECISION_HEADERS, ATTEMPTS_HEADER) if h not in from_upstream
+            h for h in (*DECISION_HEADERS, ATTEMPTS_HEADER, DROPPED_HEADER) if h not in from_upstream
         ],
         "response_headers_to_add": [
             {"header": {"key": header, "value": f"%DYNAMIC_METADATA({METADATA_NAMESPACE}:{field})%"},
@@ -176,8 +177,8 @@ def failover_route() -> dict[str, Any]:
         "match": {"prefix": "/v1/", "headers": [header]},
         "route": {"cluster": FAILOVER_CLUSTER, "timeout": "0s"},
         "request_headers_to_remove": [CLUSTER_HEADER],
-        # The model that answered, and the attempts, come from the guarded path.
-        **_decision_headers(MODEL_HEADER, ATTEMPTS_HEADER),
+        # The model that answered, the attempts and what translation dropped come from the guarded path.
+        **_decision_headers(MODEL_HEADER, ATTEMPTS_HEADER, DROPPED_HEADER),
     }
 
 

@@ -89,8 +89,6 @@ def test_what_cannot_be_translated_is_a_400() -> None:
     with pytest.raises(RequestError, match="document") as caught:
         translate.request_to_openai({"model": "m", "max_tokens": 5, "messages": [document]})
     assert caught.value.status == 400
-    # What the router sees: the untranslatable block is left out, not refused.
-    assert translate.request_to_openai({"model": "m", "messages": [document]}, strict=False)["messages"] == []
     with pytest.raises(RequestError, match="n > 1"):
         translate.request_from_openai({"model": "m", "n": 2, "messages": [{"role": "user", "content": "x"}]})
 
@@ -209,7 +207,7 @@ def test_parse_messages_request_checks_the_body() -> None:
 def test_doors_and_model_lists() -> None:
     door = door_for("/v1/messages?beta=true")
     assert door is not None and door.api.name == "anthropic"
-    assert door_for("/v1/embeddings") is None
+    assert door_for("/v1/files") is None
     anthropic = json.loads(models_body(["auto", "m"], {"anthropic-version": "2023-06-01"}))
     assert anthropic["data"][0] == {"type": "model", "id": "auto", "display_name": "auto",
                                     "created_at": "1970-01-01T00:00:00Z"}

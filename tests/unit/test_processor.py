@@ -118,7 +118,7 @@ async def test_unknown_policy_is_a_clear_404() -> None:
 
 
 async def test_other_paths_go_to_default_provider_without_body() -> None:
-    action = await make(ScriptedRouter()).on_request_headers({":method": "POST", ":path": "/v1/embeddings"}, False)
+    action = await make(ScriptedRouter()).on_request_headers({":method": "POST", ":path": "/v1/files"}, False)
     assert isinstance(action, Forward) and not action.want_body
     assert dict(action.set_headers)[CLUSTER_HEADER].startswith("local-")
     assert action.metadata["decision"] == "passthrough"
@@ -156,7 +156,7 @@ async def test_a_model_with_fallbacks_takes_the_guarded_path(monkeypatch: pytest
     assert isinstance(action, Forward)
     headers = dict(action.set_headers)
     assert headers[CLUSTER_HEADER] == FAILOVER_CLUSTER
-    assert parse_plan(headers[PLAN_HEADER]) == ("default", "gpt-4o")
+    assert parse_plan(headers[PLAN_HEADER]) == ("default", "gpt-4o", "code_generation")
     assert action.body is None  # `model` and the key are set per attempt, by the guarded path
     assert "authorization" not in headers and "authorization" in action.remove_headers
     assert action.metadata["model"] == "gpt-4o" and action.metadata["decision"] == "routed:arch-router"
