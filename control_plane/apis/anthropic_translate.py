@@ -150,10 +150,15 @@ def _tool_choice_to_openai(choice: Body) -> Any:
     return {"any": "required", "none": "none"}.get(str(kind), "auto")
 
 
+def _output_config(body: Body) -> Body:
+    config = body.get("output_config")
+    return config if isinstance(config, dict) else {}
+
+
 def _format_to_openai(body: Body) -> Body | None:
     """Anthropic structured output (`output_config.format`, or the beta `output_format`) as an
     OpenAI `response_format`."""
-    fmt = (body.get("output_config") or {}).get("format") or body.get("output_format")
+    fmt = _output_config(body).get("format") or body.get("output_format")
     if not isinstance(fmt, dict):
         return None
     if fmt.get("type") != "json_schema":
@@ -205,6 +210,7 @@ def request_to_openai(body: Body, dropped: Dropped | None = None) -> Body:
         out["response_format"] = response_format
     if _has_cache_control([system, body.get("messages"), body.get("tools")]):
         dropped.add("cache_control")
+    dropped.update(f"output_config.{key}" for key in _output_config(body) if key != "format")  # effort
     _hints(body, ANTHROPIC_CARRIED, dropped)
     return out
 

@@ -85,8 +85,9 @@ def _messages(body: Body, dropped: Dropped) -> list[Body]:
     for item in input_items(body):
         kind = item_type(item)
         if kind == "message":
-            role = item.get("role")
-            messages.append({"role": role if role in ("user", "assistant", "system", "developer") else "user",
+            # `developer` becomes `system`: every chat provider takes that one.
+            role = {"developer": "system"}.get(str(item.get("role")), item.get("role"))
+            messages.append({"role": role if role in ("user", "assistant", "system") else "user",
                              "content": _content(item.get("content"))})
         elif kind in ("function_call", "custom_tool_call"):
             call = _call(item, kind == "custom_tool_call")
@@ -187,9 +188,10 @@ def usage_from_openai(usage: Body | None) -> Body | None:
     if not usage:
         return None
     prompt, completion = int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)
-    cached = int((usage.get("prompt_tokens_details") or {}).get("cached_tokens") or 0)
+    details = usage.get("prompt_tokens_details") or {}
+    cached, written = int(details.get("cached_tokens") or 0), int(details.get("cache_write_tokens") or 0)
     reasoning = int((usage.get("completion_tokens_details") or {}).get("reasoning_tokens") or 0)
-    return {"input_tokens": prompt, "input_tokens_details": {"cached_tokens": cached},
+    return {"input_tokens": prompt, "input_tokens_details": {"cached_tokens": cached, "cache_write_tokens": written},
             "output_tokens": completion, "output_tokens_details": {"reasoning_tokens": reasoning},
             "total_tokens": prompt + completion}
 

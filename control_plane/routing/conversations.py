@@ -49,7 +49,9 @@ def identify(messages: Sequence[Any], session: str | None = None) -> Turn | None
     if not users:
         return None
     first, latest = users[0], users[-1]
-    continues = latest != len(messages) - 1
+    # An answer or a tool result after the latest user message: the turn goes on. (A system
+    # message after it, as Claude Code sends, does not make it a continuation.)
+    continues = any(isinstance(m, dict) and m.get("role") in ("assistant", "tool") for m in messages[latest + 1:])
     if session:
         conversation = _digest([], f"session:{session}")
         return Turn(conversation, f"{conversation}:{len(users)}", continues)

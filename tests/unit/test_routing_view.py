@@ -88,3 +88,10 @@ def test_an_image_only_user_message_is_a_turn() -> None:
     turn = identify(anthropic({"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"},
                               {"role": "user", "content": [image]}))
     assert turn is not None and not turn.continues
+
+
+def test_a_system_message_after_the_user_turn_is_no_continuation() -> None:
+    # Claude Code 2.1 sends its environment as a system message after the user's.
+    turn = identify(anthropic({"role": "user", "content": "say hello"},
+                              {"role": "system", "content": "# Environment ..."}))
+    assert turn is not None and not turn.continues
