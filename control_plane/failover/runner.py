@@ -188,7 +188,8 @@ class Failover:
         self.snapshots = snapshots
         self.circuits = circuits
         self.metrics = metrics or circuits.metrics
-        self.responses = responses or ResponseStore()  # the processor's, where they share a process
+        # The store workers ask (shared state): who answered, and translated conversations.
+        self.responses = responses if responses is not None else ResponseStore()
         self.sessions = ProviderSessions()
 
     def app(self) -> web.Application:
