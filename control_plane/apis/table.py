@@ -19,7 +19,7 @@ from control_plane.apis.openai_errors import error_body as openai_error_body
 from control_plane.apis.openai_errors import error_event as openai_error_event
 from control_plane.apis.openai_errors import responses_error_event
 from control_plane.apis.responses_streams import OpenAIToResponsesStream
-from control_plane.apis.translation import Dropped
+from control_plane.apis.translation import CheckedStream, Dropped, checked_answer, checked_request
 
 Body = dict[str, Any]
 OPENAI, ANTHROPIC, RESPONSES = "openai", "anthropic", "responses"
@@ -95,22 +95,22 @@ APIS: dict[str, Api] = {
     ANTHROPIC: Api(
         name=ANTHROPIC, chat_path="messages", key_header="x-api-key", key_prefix="",
         error_body=anthropic_errors.error_body, error_event=anthropic_errors.error_event,
-        request_to_openai=anthropic_translate.request_to_openai,
-        response_from_openai=lambda raw, request: anthropic_translate.response_from_openai(raw),
+        request_to_openai=checked_request(anthropic_translate.request_to_openai),
+        response_from_openai=checked_answer(lambda raw, request: anthropic_translate.response_from_openai(raw)),
         error_from_openai=anthropic_translate.error_from_openai,
-        stream_from_openai=lambda request: OpenAIToAnthropicStream(),
-        request_from_openai=anthropic_translate.request_from_openai,
-        response_to_openai=anthropic_translate.response_to_openai,
+        stream_from_openai=lambda request: CheckedStream(OpenAIToAnthropicStream()),
+        request_from_openai=checked_request(anthropic_translate.request_from_openai),
+        response_to_openai=checked_answer(anthropic_translate.response_to_openai),
         error_to_openai=anthropic_translate.error_to_openai,
-        stream_to_openai=lambda request: AnthropicToOpenAIStream(_include_usage(request)),
+        stream_to_openai=lambda request: CheckedStream(AnthropicToOpenAIStream(_include_usage(request))),
     ),
     RESPONSES: Api(
         name=RESPONSES, chat_path="responses", key_header="authorization", key_prefix="Bearer ",
         error_body=openai_error_body, error_event=responses_error_event,
-        request_to_openai=responses_translate.request_to_openai,
-        response_from_openai=responses_translate.response_from_openai,
+        request_to_openai=checked_request(responses_translate.request_to_openai),
+        response_from_openai=checked_answer(responses_translate.response_from_openai),
         error_from_openai=_openai_shaped,  # the Responses API's errors are OpenAI-shaped
-        stream_from_openai=OpenAIToResponsesStream,
+        stream_from_openai=lambda request: CheckedStream(OpenAIToResponsesStream(request)),
         request_from_openai=_no_provider, response_to_openai=_no_provider,
         error_to_openai=_openai_shaped, stream_to_openai=_no_provider,
     ),

@@ -6,7 +6,7 @@ an action; extproc_messages turns actions into Envoy messages. Nothing here impo
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 from urllib.parse import unquote
@@ -164,18 +164,30 @@ class RequestProcessor:
     async def on_request_headers(self, headers: Mapping[str, str], end_of_stream: bool) -> Action:
         self.headers = headers
         if not tracing.enabled():  # the hot path pays nothing for tracing it does not do
-            return await self._on_headers(headers, end_of_stream)
+            return await self._unforeseen(self._on_headers(headers, end_of_stream))
         # One span per request decision (a child of the caller's trace, when it sent one).
         self.span = tracing.TRACER.start_span(
             "switchyard.decision", tracing.extract(self.trace_carrier or headers))
         with trace.use_span(self.span, end_on_exit=False):
-            return self._finish(await self._on_headers(headers, end_of_stream))
+            return self._finish(await self._unforeseen(self._on_headers(headers, end_of_stream)))
 
     async def on_request_body(self, body: bytes) -> Action:
         if not tracing.enabled():
-            return await self._on_body(body)
+            return await self._unforeseen(self._on_body(body))
         with trace.use_span(self.span, end_on_exit=False):
-            return self._finish(await self._on_body(body))
+            return self._finish(await self._unforeseen(self._on_body(body)))
+
+    async def _unforeseen(self, phase: Awaitable[Action]) -> Action:
+        """The one place an exception nobody foresaw ends: a `500 internal_error` in the door's
+        shape naming the request id, and a stack trace in the log. Never a gRPC error, which
+        Envoy would report as `503 processor_unavailable` (a processor that is down)."""
+        try:
+            return await phase
+        except Exception:
+            request_id = self.headers.get("x-request-id")
+            log.exception("internal_error", request_id=request_id)
+            return self._reject(RequestError(500, f"Switchyard failed on this request (request id {request_id}); "
+                                             "the error is in its log", "internal_error"))
 
     def _finish(self, action: Action) -> Action:
         if not (isinstance(action, Forward) and action.want_body):

@@ -106,7 +106,7 @@ class Started:
     first: bytes = b""  # (streams) checked events, in the OpenAI form
     guard: SseGuard | None = None
     translator: StreamTranslator = field(default_factory=Unchanged)  # provider's API -> OpenAI
-    answer: bytes = b""  # (non-streaming) the whole answer, in the OpenAI form unless `native`
+    answer: bytes = b""  # (non-streaming) the whole answer, in the app's API
     native: bool = False  # in the app's own API, as the provider sent it: relayed untranslated
 
 
@@ -223,9 +223,8 @@ class Failover:
         try:
             if started.guard is not None:
                 return await self._relay_stream(exchange, started)
-            answer = started.answer if started.native else door.api.response_from_openai(started.answer, sent)
-            self._remember(exchange, started, lambda: json_event(answer, "the answer"))
-            return web.Response(status=started.response.status, body=answer,
+            self._remember(exchange, started, lambda: json_event(started.answer, "the answer"))
+            return web.Response(status=started.response.status, body=started.answer,
                                 headers=self._answer_headers(started, exchange))
         finally:
             started.response.release()
@@ -383,9 +382,10 @@ class Failover:
                     response.release()
                     return None, Outcome(str(status), status, dict(response.headers),
                                          api.error_to_openai(status, problem))
-                if not stream:
+                if not stream:  # translated into the app's API here: an unreadable answer is a failed attempt
                     whole = await response.read()
-                    answer = whole if native else api.response_to_openai(whole)
+                    answer = whole if native else exchange.door.api.response_from_openai(
+                        api.response_to_openai(whole), exchange.sent)
                     return Started(model, response, answer=answer, native=native), Outcome(str(status), status)
                 guard = GUARDS[api.name]() if native else SseGuard()
                 translator = Unchanged() if body is None else api.stream_to_openai(body)  # None: native

@@ -42,6 +42,7 @@ from control_plane.headers import (
     PROCESSOR_READS,
 )
 from control_plane.limits import MAX_BODY_BYTES, TOO_LARGE_MESSAGE
+from control_plane.routing.decision import REJECTED
 from control_plane.observability import tracing
 from control_plane.apis.openai_errors import error_body
 from control_plane.policy.model import Provider
@@ -215,10 +216,18 @@ _LOCAL_REPLIES: tuple[tuple[dict[str, Any], int, str, str, str], ...] = (
 )
 
 
+# Switchyard's own error answers (the processor's immediate responses) say `rejected` in the
+# decision record: they pass the mappers untouched (the first mapper that matches is the only one
+# applied), so its `500 internal_error` is never mistaken for an unavailable processor.
+OWN_REPLY = {"filter": {"metadata_filter": {"matcher": {
+    "filter": METADATA_NAMESPACE, "path": [{"key": "decision"}],
+    "value": {"string_match": {"exact": REJECTED}}}}}}
+
+
 def local_reply_config() -> dict[str, Any]:
     """Envoy's local replies in the error shape of the door they answer: Anthropic's on its
     paths (matched first), OpenAI's everywhere else."""
-    mappers = []
+    mappers: list[dict[str, Any]] = [OWN_REPLY]
     for door in DOORS.values():
         if door.api.name == OPENAI:
             continue
