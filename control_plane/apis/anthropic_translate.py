@@ -17,6 +17,7 @@ from typing import Any
 from control_plane.apis.anthropic_errors import error_body as anthropic_error_body
 from control_plane.apis.sse import json_event
 from control_plane.apis.openai_errors import error_body as openai_error_body
+from control_plane.apis.provider_errors import as_text, read_error
 from control_plane.apis.request_error import RequestError
 from control_plane.apis.translation import Dropped, untranslatable
 
@@ -383,23 +384,15 @@ def response_from_openai(raw: bytes) -> bytes:
 # ---- errors ------------------------------------------------------------------------------------
 
 
-def _error_message(raw: bytes) -> tuple[str, str | None]:
-    """(message, type) of an error body in either shape; the raw text when it is neither."""
-    try:
-        error = json.loads(raw).get("error")
-        if isinstance(error, dict) and isinstance(error.get("message"), str):
-            return error["message"], error.get("type")
-    except (ValueError, AttributeError):
-        pass
-    return f"provider error: {raw.decode('utf-8', 'replace')[:500]}", None
-
-
 def error_to_openai(status: int, raw: bytes) -> bytes:
     """An Anthropic error in the OpenAI shape (what the guarded path's rules read)."""
-    message, kind = _error_message(raw)
-    code = "context_length_exceeded" if "prompt is too long" in message else (kind or "provider_error")
-    return openai_error_body(status, message, code)
+    error = read_error(raw)
+    if error is None:
+        return openai_error_body(status, as_text(raw), "provider_error")
+    code = "context_length_exceeded" if error.context_length_exceeded else (error.type or "provider_error")
+    return openai_error_body(status, error.message, code)
 
 
 def error_from_openai(status: int, raw: bytes) -> bytes:
-    return anthropic_error_body(status, _error_message(raw)[0])
+    error = read_error(raw)
+    return anthropic_error_body(status, error.message if error else as_text(raw))

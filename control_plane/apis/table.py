@@ -8,7 +8,6 @@ besides chat completions (`responses: native`), so no provider is ever asked in 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -18,6 +17,7 @@ from control_plane.apis.anthropic_streams import AnthropicToOpenAIStream, OpenAI
 from control_plane.apis.openai_errors import error_body as openai_error_body
 from control_plane.apis.openai_errors import error_event as openai_error_event
 from control_plane.apis.openai_errors import responses_error_event
+from control_plane.apis.provider_errors import as_text, read_error
 from control_plane.apis.responses_streams import OpenAIToResponsesStream
 from control_plane.apis.translation import CheckedStream, Dropped, checked_answer, checked_request
 
@@ -69,14 +69,10 @@ def _no_provider(*_: Any) -> Any:
 
 
 def _openai_shaped(status: int, body: bytes) -> bytes:
-    """A provider's error body as is when it is already in the OpenAI shape; else wrapped."""
-    try:
-        if isinstance(json.loads(body).get("error"), dict):
-            return body
-    except (ValueError, AttributeError):
-        pass
-    text = body.decode("utf-8", "replace")[:500]
-    return openai_error_body(status, f"provider error: {text}", "provider_error")
+    """A provider's error body as is when it holds an error object; else wrapped in one."""
+    if read_error(body) is not None:
+        return body
+    return openai_error_body(status, as_text(body), "provider_error")
 
 
 def _include_usage(request: Body) -> bool:

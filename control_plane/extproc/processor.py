@@ -340,7 +340,7 @@ class RequestProcessor:
         set_headers, remove = _upstream_headers(headers + list(tracing.inject().items()), self.headers)
         if body is not None:
             set_headers += (("content-length", str(len(body))),)
-        self.shared.metrics.record(decision)
+        self.shared.metrics.record_decision(decision.metric_labels(), decision.router_ms)
         log.info("decision", request_id=self.headers.get("x-request-id"), trace_id=tracing.trace_id(),
                  **decision.log_fields())
         if self.span.is_recording():

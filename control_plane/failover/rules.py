@@ -8,13 +8,14 @@ the context-window fallbacks, or pass the provider's answer to the app as it is.
 from __future__ import annotations
 
 import enum
-import json
 import random
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from typing import Any
+
+from control_plane.apis.provider_errors import read_error
 
 
 @dataclass(frozen=True)
@@ -79,24 +80,9 @@ MALFORMED = "malformed"  # the stream started with something that is not SSE JSO
 CIRCUIT_OPEN = "circuit_open"  # skipped: the model's circuit is open
 RETRIED_AT_ONCE = (CONNECT_ERROR, RESET)  # the request may never have reached the model
 
-CONTEXT_CODES = ("context_length_exceeded", "string_above_max_length")
-CONTEXT_PHRASES = ("context length", "context window", "maximum context", "too many tokens",
-                   "prompt is too long")
-
-
 def is_context_length_error(outcome: Outcome) -> bool:
-    if outcome.status not in (400, 413, 422):
-        return False
-    try:
-        error = json.loads(outcome.body).get("error") or {}
-    except (ValueError, AttributeError):
-        return False
-    if not isinstance(error, dict):
-        return False
-    if error.get("code") in CONTEXT_CODES:
-        return True
-    message = str(error.get("message", "")).lower()
-    return any(phrase in message for phrase in CONTEXT_PHRASES)
+    error = read_error(outcome.body) if outcome.status in (400, 413, 422) else None
+    return error is not None and error.context_length_exceeded
 
 
 def retry_after_s(headers: Mapping[str, str] | None, now: datetime | None = None) -> float | None:

@@ -23,7 +23,8 @@ from prometheus_client import (
     values,
 )
 
-from control_plane.routing.decision import Decision
+# A decision's labels: app, policy, route, model, decision kind (without its reason), reason.
+DecisionLabels = tuple[str, str, str, str, str, str]
 
 disable_created_metrics()  # type: ignore[no-untyped-call]  # no `_created` series: they double the series count for nothing
 # 1 ms to 10 s: router decisions (a few ms) and whole LLM calls (seconds) both resolve.
@@ -100,11 +101,12 @@ class Metrics:
             "1 while a model's circuit is open or half-open (skipped, or waiting for a probe), else 0.",
             ["provider", "upstream_model"], registry=registry, multiprocess_mode="livemax")
 
-    def record(self, decision: Decision) -> None:
-        kind, reason = decision.kind_and_reason
-        self.decisions.labels(decision.app, decision.policy, decision.route, decision.model, kind, reason).inc()
-        if decision.router_ms is not None:
-            self.router_seconds.labels(decision.policy).observe(decision.router_ms / 1000)
+    def record_decision(self, labels: DecisionLabels, router_ms: float | None) -> None:
+        """One routing decision: its labels (app, policy, route, model, decision kind, reason),
+        and the router's time when it was asked."""
+        self.decisions.labels(*labels).inc()
+        if router_ms is not None:
+            self.router_seconds.labels(labels[1]).observe(router_ms / 1000)
 
     def exposition(self) -> bytes:
         """This process's metrics, or with multiprocess files every process's, summed."""

@@ -50,6 +50,11 @@ class Decision:
         head, _, reason = self.kind.partition(":")
         return (head, reason) if head in ("fallback", "degraded") else (self.kind, "")
 
+    def metric_labels(self) -> tuple[str, str, str, str, str, str]:
+        """observability/metrics.py's DecisionLabels."""
+        kind, reason = self.kind_and_reason
+        return (self.app, self.policy, self.route, self.model, kind, reason)
+
     def metadata(self) -> dict[str, str]:
         """What Envoy turns into the x-switchyard-* response headers (headers.DECISION_HEADERS)."""
         fields = {

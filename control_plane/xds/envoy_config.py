@@ -29,7 +29,7 @@ from envoy_data_plane.envoy.config.cluster.v3 import Cluster
 from envoy_data_plane.envoy.config.route.v3 import RouteConfiguration
 
 from control_plane.apis.doors import DOORS
-from control_plane.apis.table import OPENAI
+from control_plane.apis.table import APIS, OPENAI, Api
 from control_plane.headers import (
     ATTEMPTS_HEADER,
     CLUSTER_HEADER,
@@ -196,26 +196,24 @@ def _unknown_path_route() -> dict[str, Any]:
     }
 
 
-# Envoy's own errors: (filter, status sent, code, type in the OpenAI shape, message).
-_LOCAL_REPLIES: tuple[tuple[dict[str, Any], int, str, str, str], ...] = (
+# Envoy's own errors: (filter, status sent, code, message). Their bodies are rendered by each
+# door API's own error function (apis/table.py), so they match Switchyard's own errors exactly.
+_LOCAL_REPLIES: tuple[tuple[dict[str, Any], int, str, str], ...] = (
     # ext_proc failed (processor down or too slow): fail closed.
     ({"status_code_filter": {"comparison": {"op": "EQ", "value": {
         "default_value": 500, "runtime_key": "switchyard.unused"}}}},
-     503, "processor_unavailable", "switchyard_error",
-     "switchyard processor unavailable (%RESPONSE_CODE_DETAILS%)"),
+     503, "processor_unavailable", "switchyard processor unavailable (%RESPONSE_CODE_DETAILS%)"),
     ({"status_code_filter": {"comparison": {"op": "EQ", "value": {
         "default_value": 413, "runtime_key": "switchyard.unused"}}}},
-     413, "request_too_large", "invalid_request_error", TOO_LARGE_MESSAGE),
+     413, "request_too_large", TOO_LARGE_MESSAGE),
     # The provider closed or reset the connection before response headers.
-    ({"response_flag_filter": {"flags": ["UC", "UR"]}}, 502, "provider_reset", "upstream_error",
+    ({"response_flag_filter": {"flags": ["UC", "UR"]}}, 502, "provider_reset",
      "provider closed the connection before answering: cluster %UPSTREAM_CLUSTER% (%RESPONSE_CODE_DETAILS%)"),
     ({"response_flag_filter": {"flags": ["UF", "UH", "URX", "UO"]}}, 503, "provider_unreachable",
-     "upstream_error", "provider unreachable: cluster %UPSTREAM_CLUSTER% (%RESPONSE_CODE_DETAILS%)"),
-    ({"response_flag_filter": {"flags": ["UT"]}}, 504, "provider_timeout", "upstream_error",
+     "provider unreachable: cluster %UPSTREAM_CLUSTER% (%RESPONSE_CODE_DETAILS%)"),
+    ({"response_flag_filter": {"flags": ["UT"]}}, 504, "provider_timeout",
      "provider timed out (%RESPONSE_CODE_DETAILS%)"),
 )
-
-
 # Switchyard's own error answers (the processor's immediate responses) say `rejected` in the
 # decision record: they pass the mappers untouched (the first mapper that matches is the only one
 # applied), so its `500 internal_error` is never mistaken for an unavailable processor.
@@ -224,24 +222,24 @@ OWN_REPLY = {"filter": {"metadata_filter": {"matcher": {
     "value": {"string_match": {"exact": REJECTED}}}}}}
 
 
+def _mappers(api: Api, on_path: dict[str, Any] | None) -> list[dict[str, Any]]:
+    out = []
+    for match, status, code, message in _LOCAL_REPLIES:
+        body = json.loads(api.error_body(status, message, code, None))
+        where = {"and_filter": {"filters": [on_path, match]}} if on_path else match
+        out.append({"filter": where, "status_code": status, "body_format_override": {"json_format": body}})
+    return out
+
+
 def local_reply_config() -> dict[str, Any]:
-    """Envoy's local replies in the error shape of the door they answer: Anthropic's on its
-    paths (matched first), OpenAI's everywhere else."""
+    """Envoy's local replies in the error shape of the door they answer (doors of another API
+    than OpenAI's are matched first), OpenAI's everywhere else."""
     mappers: list[dict[str, Any]] = [OWN_REPLY]
     for door in DOORS.values():
-        if door.api.name == OPENAI:
-            continue
-        path = {"safe_regex": {"regex": f"^{re.escape(door.path)}([?].*)?$"}}  # a query may follow
-        on_door = {"header_filter": {"header": {"name": ":path", "string_match": path}}}
-        for match, status, code, _, message in _LOCAL_REPLIES:
-            mappers.append({
-                "filter": {"and_filter": {"filters": [on_door, match]}}, "status_code": status,
-                "body_format_override": {"json_format": json.loads(door.api.error_body(status, message, code, None))},
-            })
-    for match, status, code, kind, message in _LOCAL_REPLIES:
-        mappers.append({"filter": match, "status_code": status, "body_format_override": {"json_format": {
-            "error": {"message": message, "type": kind, "code": code, "param": None}}}})
-    return {"mappers": mappers}
+        if door.api.error_body is not APIS[OPENAI].error_body:
+            path = {"safe_regex": {"regex": f"^{re.escape(door.path)}([?].*)?$"}}  # a query may follow
+            mappers += _mappers(door.api, {"header_filter": {"header": {"name": ":path", "string_match": path}}})
+    return {"mappers": mappers + _mappers(APIS[OPENAI], None)}
 
 
 def route_configuration(providers: list[Provider]) -> dict[str, Any]:
