@@ -55,13 +55,11 @@ from typing import Any
 from aiohttp import web
 
 from tests.support import fake_responses
-from tests.support.fake_answers import (TOOL_INPUT, Asked, Call, Tool, blocks, decide, halves, pieces,
-                                        text_of)
+from tests.support.fake_answers import Asked, Call, Tool, blocks, decide, halves, pieces, text_of
 from tests.support.fake_checks import (Problem, anthropic_error, check_chat, check_key, check_messages,
                                        check_model, check_responses, openai_error)
 
 USAGE = {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}
-ARGUMENTS = json.dumps(TOOL_INPUT)
 OPENAI_MALFORMED = b'data: {"choices": [{"delta": \n\n'
 ANTHROPIC_MALFORMED = b'event: content_block_delta\ndata: {"type": \n\n'
 Event = tuple[bytes, bool]  # an SSE event, and whether the chunk-counting faults count it
@@ -269,7 +267,8 @@ def make_app(name: str, models: list[str] | None = None, key: str | None = None)
         refusal is noted on the recorded request as `rejected`."""
         problem = check_key(api, request.headers, key) or check_model(api, body.get("model"), models) or problem
         if problem is not None:
-            requests[-1]["rejected"] = {"status": problem.status, "message": problem.message}
+            record = next(r for r in reversed(requests) if r["body"] is body)
+            record["rejected"] = {"status": problem.status, "message": problem.message}
         return problem
 
     def openai_refusal(problem: Problem) -> web.Response:
