@@ -43,6 +43,12 @@ fi
 
 # Prove each one starts (a broken native binary fails here, not in a test).
 bin=.clients/node/node_modules/.bin
-export LITELLM_LOCAL_MODEL_COST_MAP=True  # no fetch of the price list (offline)
-echo "clients: claude $("$bin/claude" --version | head -1), codex $("$bin/codex" --version | head -1)," \
-  "python: $(.clients/py/bin/python -c 'import agents, pydantic_ai, langchain_openai, langchain_anthropic, litellm, importlib.metadata as m; print(*(f"{p} {m.version(p)}" for p in ("openai-agents", "pydantic-ai-slim", "langchain-openai", "langchain-anthropic", "litellm", "openai", "anthropic")), sep=", ")')"
+export LITELLM_LOCAL_MODEL_COST_MAP=True  # no fetch of litellm's price list from the internet
+python_clients=$(.clients/py/bin/python - <<'PY'
+import importlib.metadata as metadata
+import agents, langchain_anthropic, langchain_openai, litellm, pydantic_ai  # noqa: F401 (they import)
+names = ("openai-agents", "pydantic-ai-slim", "langchain-openai", "langchain-anthropic", "litellm", "openai", "anthropic")
+print(", ".join(f"{name} {metadata.version(name)}" for name in names))
+PY
+)
+echo "clients: claude $("$bin/claude" --version | head -1), codex $("$bin/codex" --version | head -1), $python_clients"
