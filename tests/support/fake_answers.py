@@ -59,11 +59,6 @@ class Asked:
     turn: int  # 1 + the assistant's messages: names tool calls alike for the same request, anew each round
     user_text: str = ""  # the latest user text, where directives are read
 
-    @property
-    def tool(self) -> str | None:
-        """The first tool offered."""
-        return self.tools[0].name if self.tools else None
-
 
 def blocks(message: dict[str, Any]) -> list[dict[str, Any]]:
     content = message.get("content")
