@@ -4,6 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
+# The real agent clients (Claude Code, Codex CLI, Python frameworks) that tests/e2e/test_clients_*.py drive.
+bash scripts/install_clients.sh
 # The compose file is validated by a real Compose implementation (no Docker engine needed).
 if ! command -v docker-compose >/dev/null; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then

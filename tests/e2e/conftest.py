@@ -56,10 +56,11 @@ def logs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("logs")
 
 
-def start_provider(name: str, logs: Path) -> Provider:
-    """A plain-HTTP fake provider on a free port."""
+def start_provider(name: str, logs: Path, *options: str) -> Provider:
+    """A plain-HTTP fake provider on a free port; `options` such as "--models", "a,b", "--key", "K"."""
     port = free_port()
-    process = Process(name, python_module("tests.support.fake_openai", "--name", name, "--port", str(port)), logs)
+    process = Process(name, python_module("tests.support.fake_openai", "--name", name, "--port", str(port),
+                                          *options), logs)
     process.wait_http(f"http://127.0.0.1:{port}/_test/requests", 30)
     return Provider(name, process, f"http://127.0.0.1:{port}")
 

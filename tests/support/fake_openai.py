@@ -1,34 +1,46 @@
 """A local LLM server standing in for a third-party provider (or a scripted router): OpenAI-compatible
-chat completions (POST .../chat/completions) and the Anthropic Messages API (POST .../messages,
-POST .../messages/count_tokens) from the same process.
+chat completions (POST .../chat/completions), the Anthropic Messages API (POST .../messages,
+POST .../messages/count_tokens) and OpenAI's Responses API (POST .../responses, see
+fake_responses.py) from the same process.
 
-Run as its own process: `python -m tests.support.fake_openai --name NAME --port PORT [--tls CERT KEY]`.
-It records every request it receives (GET /_test/requests, each with the parsed `body` and the `raw`
-body text; DELETE resets requests and settings) and answers chat completions with a
-message naming itself and the model it was asked for. As a scripted router it answers with the
-route set through POST /_test/control {"route": ..., "delay_ms": ..., "status": ..., "raw": ...}.
+Run as its own process:
+  python -m tests.support.fake_openai --name NAME --port PORT [--tls CERT KEY] [--models a,b] [--key K]
+It records every request it receives (GET /_test/requests, each with the parsed `body`, the `raw`
+body text, and `rejected` when it refused it; DELETE resets requests, remembered responses and
+settings) and answers with a message naming itself. As a scripted router it answers chat
+completions with the route set through POST /_test/control {"route": ..., "delay_ms": ..., "status":
+..., "raw": ...}.
+
+Like the real services (fake_checks.py): with --key, a missing or wrong key is refused with 401
+(OpenAI reads `Authorization: Bearer`, Anthropic `x-api-key`); with --models, another model name
+gets 404 (`model_not_found` / `not_found_error`); always, roles and tool-call pairing are checked
+(400), each error in its API's shape.
 
 As a misbehaving provider it can be scripted per request: POST /_test/control {"script": [...]}
-queues behaviours, one per chat or messages request (then the standing settings apply again).
-A behaviour is a dict of settings that apply to that request only, plus:
+queues behaviours, one per chat, messages or responses request that passed the checks (then the
+standing settings apply again). A behaviour is a dict of settings that apply to that request only, plus:
   reset: true          close the connection before any response headers
   hang: true           accept the request and never answer
   error: {...}         the error object sent with `status` (default: "<name> failed")
   first_event_ms: N    (streams) send headers at once, then wait N ms before the first event
   stall_after_chunks   (streams) after N chunks, send nothing more, keep the connection open
   malformed_after_chunks  (streams) after N chunks, send an event that is not JSON
-  no_done: true        (streams) end the body cleanly without `data: [DONE]` (Anthropic: message_stop)
+  no_done: true        (streams) end the body cleanly without `data: [DONE]` (Anthropic: message_stop,
+                       Responses: response.completed)
   answer: "w1 w2 ..."  answer these words (streams: one per chunk) instead of the default; when the
                        last message is the assistant's (a continuation), only the words after its own
   use_tools: true      when the request offers tools, call the first one with {"city": "Paris"}, as
                        call_<n> / toolu_<n>, n = 1 + the assistant messages in the request
 
-What it answers, alike in both APIs (a "chunk" is an OpenAI content chunk or an Anthropic
-content_block_delta): a tool call (use_tools, unless the conversation ends with a tool result), else
-"<name> read the tool result: <content>" when it ends with one, else the `answer` words, else
-"hello from <name>", with " (<k> images)" when the user sent k images. OpenAI streams keep their
-old default of `chunks` words "<name>-<i> " (then " (<k> images)"); Anthropic streams split the
-very text of the non-streamed answer, so the two agree.
+What it answers, alike in all APIs (a "chunk" is an OpenAI content chunk, an Anthropic
+content_block_delta or a Responses text/arguments delta), see fake_answers.py:
+"<name> read the tool result: <content>" when the conversation ends with a tool result, else the
+tool call that the latest user text directs ("run `ls`" calls a shell-like tool such as Claude
+Code's Bash or Codex's exec_command; "call `NAME` with {...}" calls the tool NAME), else a call of
+the first tool (use_tools), else the `answer` words, else "hello from <name>", with " (<k> images)"
+when the user sent k images. OpenAI chat streams keep their old default of `chunks` words
+"<name>-<i> " (then " (<k> images)"); the other streams split the very text of the non-streamed
+answer, so the two agree.
 """
 
 from __future__ import annotations
@@ -36,43 +48,21 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import re
 import ssl
 import time
-from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
 
+from tests.support import fake_responses
+from tests.support.fake_answers import Asked, Call, Tool, blocks, decide, halves, pieces, text_of
+from tests.support.fake_checks import (Problem, anthropic_error, check_chat, check_key, check_messages,
+                                       check_model, check_responses, openai_error)
+
 USAGE = {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}
-TOOL_INPUT = {"city": "Paris"}
-ARGUMENTS = json.dumps(TOOL_INPUT)
 OPENAI_MALFORMED = b'data: {"choices": [{"delta": \n\n'
 ANTHROPIC_MALFORMED = b'event: content_block_delta\ndata: {"type": \n\n'
 Event = tuple[bytes, bool]  # an SSE event, and whether the chunk-counting faults count it
-
-
-@dataclass(frozen=True)
-class Asked:
-    """What the answer depends on, read alike from an OpenAI or an Anthropic request."""
-
-    tool: str | None  # the first tool offered
-    tool_result: str | None  # the tool result the conversation ends with
-    images: int
-    prefix: str  # the assistant's own partial answer, when the last message is the assistant's
-    turn: int  # 1 + the assistant's messages: names tool calls alike for the same request, anew each round
-
-
-def blocks(message: dict[str, Any]) -> list[dict[str, Any]]:
-    content = message.get("content")
-    return [b for b in content if isinstance(b, dict)] if isinstance(content, list) else []
-
-
-def text_of(content: Any) -> str:
-    """A plain string, or the text of its text parts/blocks (both APIs allow either)."""
-    if isinstance(content, str):
-        return content
-    return "".join(b.get("text", "") for b in blocks({"content": content}) if b.get("type") == "text")
 
 
 def messages_of(body: dict[str, Any]) -> list[dict[str, Any]]:
@@ -91,46 +81,37 @@ def turn_of(messages: list[dict[str, Any]]) -> int:
     return 1 + sum(1 for m in messages if m.get("role") == "assistant")
 
 
-def first_tool(body: dict[str, Any]) -> dict[str, Any]:
-    tools = body.get("tools")
-    return tools[0] if isinstance(tools, list) and tools and isinstance(tools[0], dict) else {}
+def user_text(messages: list[dict[str, Any]]) -> str:
+    users = [m for m in messages if m.get("role") == "user"]
+    return text_of(users[-1].get("content")) if users else ""
+
+
+def offered(body: dict[str, Any], api: str) -> tuple[Tool, ...]:
+    """The request's tools: OpenAI chat {"function": {name, parameters}}, Anthropic {name, input_schema}."""
+    tools = [t for t in body.get("tools") or [] if isinstance(t, dict)]
+    if api == "openai":
+        return tuple(Tool(str((t.get("function") or {}).get("name")), (t.get("function") or {}).get("parameters") or {})
+                     for t in tools if isinstance(t.get("function"), dict))
+    return tuple(Tool(str(t.get("name")), t.get("input_schema") or {}) for t in tools if "name" in t)
 
 
 def asked_openai(body: dict[str, Any]) -> Asked:
     messages = messages_of(body)
     last = messages[-1] if messages else {}
-    return Asked(tool=(first_tool(body).get("function") or {}).get("name"),
+    return Asked(tools=offered(body, "openai"),
                  tool_result=text_of(last.get("content")) if last.get("role") == "tool" else None,
-                 images=count_images(messages, "image_url"), prefix=prefix_of(last), turn=turn_of(messages))
+                 images=count_images(messages, "image_url"), prefix=prefix_of(last), turn=turn_of(messages),
+                 user_text=user_text(messages))
 
 
 def asked_anthropic(body: dict[str, Any]) -> Asked:
     messages = messages_of(body)
     users = [m for m in messages if m.get("role") == "user"]
     results = [b for b in blocks(users[-1]) if b.get("type") == "tool_result"] if users else []
-    return Asked(tool=first_tool(body).get("name"), tool_result=text_of(results[0].get("content")) if results else None,
+    return Asked(tools=offered(body, "anthropic"),
+                 tool_result=text_of(results[0].get("content")) if results else None,
                  images=count_images(messages, "image"), prefix=prefix_of(messages[-1] if messages else {}),
-                 turn=turn_of(messages))
-
-
-def decide(name: str, asked: Asked, behaviour: dict[str, Any]) -> str | None:
-    """The whole text answer, the same for both APIs; None means: call the first tool."""
-    if behaviour["use_tools"] and asked.tool and asked.tool_result is None:
-        return None
-    if asked.tool_result is not None:
-        return f"{name} read the tool result: {asked.tool_result}"
-    if behaviour["answer"] is not None:  # continue the partial answer
-        return " ".join(behaviour["answer"].split()[len(asked.prefix.split()):])
-    return f"hello from {name}" + (f" ({asked.images} images)" if asked.images else "")
-
-
-def pieces(text: str) -> list[str]:
-    """Word pieces that concatenate back to exactly `text` (a stream equals the whole answer)."""
-    return re.findall(r"\s*\S+\s*|\s+", text)
-
-
-def halves(text: str) -> list[str]:
-    return [text[:len(text) // 2], text[len(text) // 2:]]
+                 turn=turn_of(messages), user_text=user_text(messages))
 
 
 def completion(name: str, model: str, content: str | None,
@@ -148,8 +129,9 @@ def completion(name: str, model: str, content: str | None,
     }
 
 
-def openai_call(asked: Asked) -> dict[str, Any]:
-    return {"id": f"call_{asked.turn}", "type": "function", "function": {"name": asked.tool, "arguments": ARGUMENTS}}
+def openai_call(asked: Asked, call: Call) -> dict[str, Any]:
+    return {"id": f"call_{asked.turn}", "type": "function",
+            "function": {"name": call.name, "arguments": json.dumps(call.arguments)}}
 
 
 def openai_pieces(name: str, asked: Asked, behaviour: dict[str, Any], text: str) -> list[str]:
@@ -169,17 +151,18 @@ def openai_events(name: str, body: dict[str, Any], behaviour: dict[str, Any]) ->
         return f"data: {json.dumps(data)}\n\n".encode()
 
     asked = asked_openai(body)
-    text = decide(name, asked, behaviour)
-    if text is None:
-        call = {"index": 0, **openai_call(asked)}
-        call["function"] = {"name": asked.tool, "arguments": ""}
-        deltas: list[dict[str, Any]] = [{"role": "assistant", "tool_calls": [call]},
-                  *({"tool_calls": [{"index": 0, "function": {"arguments": part}}]} for part in halves(ARGUMENTS))]
+    answer = decide(name, asked, behaviour)
+    if isinstance(answer, Call):
+        call = openai_call(asked, answer)
+        start = {"index": 0, **call, "function": {"name": answer.name, "arguments": ""}}
+        deltas: list[dict[str, Any]] = [{"role": "assistant", "tool_calls": [start]}, *(
+            {"tool_calls": [{"index": 0, "function": {"arguments": part}}]}
+            for part in halves(call["function"]["arguments"]))]
     else:
-        deltas = [{"content": piece} for piece in openai_pieces(name, asked, behaviour, text)]
+        deltas = [{"content": piece} for piece in openai_pieces(name, asked, behaviour, answer)]
         deltas[:1] = [{"role": "assistant", **delta} for delta in deltas[:1]]
     events = [(chunk([{"index": 0, "delta": delta, "finish_reason": None}]), True) for delta in deltas]
-    finish = "stop" if text is not None else "tool_calls"
+    finish = "tool_calls" if isinstance(answer, Call) else "stop"
     events.append((chunk([{"index": 0, "delta": {}, "finish_reason": finish}]), False))
     options = body.get("stream_options")
     if isinstance(options, dict) and options.get("include_usage"):
@@ -189,14 +172,14 @@ def openai_events(name: str, body: dict[str, Any], behaviour: dict[str, Any]) ->
     return events
 
 
-def anthropic_message(name: str, model: str, asked: Asked, text: str | None) -> dict[str, Any]:
-    if text is None:
+def anthropic_message(name: str, model: str, asked: Asked, answer: str | Call) -> dict[str, Any]:
+    if isinstance(answer, Call):
         content = [{"type": "text", "text": "Let me check."},
-                   {"type": "tool_use", "id": f"toolu_{asked.turn}", "name": asked.tool, "input": dict(TOOL_INPUT)}]
+                   {"type": "tool_use", "id": f"toolu_{asked.turn}", "name": answer.name, "input": answer.arguments}]
     else:
-        content = [{"type": "text", "text": text}]
+        content = [{"type": "text", "text": answer}]
     return {"id": f"msg_{name}_{time.monotonic_ns()}", "type": "message", "role": "assistant", "model": model,
-            "content": content, "stop_reason": "end_turn" if text is not None else "tool_use",
+            "content": content, "stop_reason": "tool_use" if isinstance(answer, Call) else "end_turn",
             "stop_sequence": None, "usage": {"input_tokens": 3, "output_tokens": 5}}
 
 
@@ -226,7 +209,7 @@ def anthropic_events(message: dict[str, Any], behaviour: dict[str, Any]) -> list
     return events
 
 
-def anthropic_error(name: str, status: int, error: dict[str, Any] | None) -> dict[str, Any]:
+def scripted_anthropic_error(name: str, status: int, error: dict[str, Any] | None) -> dict[str, Any]:
     kind = "api_error" if status >= 500 else "rate_limit_error" if status == 429 else "invalid_request_error"
     return {"type": "error", "error": error or {"type": kind, "message": f"{name} failed"}}
 
@@ -258,8 +241,11 @@ async def send(request: web.Request, events: list[Event], behaviour: dict[str, A
     return response
 
 
-def make_app(name: str) -> web.Application:
+def make_app(name: str, models: list[str] | None = None, key: str | None = None) -> web.Application:
+    """The fake provider `name`; with `models`, only those model names exist (else 404); with `key`,
+    only that key is accepted (else 401)."""
     requests: list[dict[str, Any]] = []
+    stored: dict[str, list[Any]] = {}  # Responses API: a remembered response's whole conversation
     defaults: dict[str, Any] = {"route": None, "delay_ms": 0, "status": 200, "raw": None,
                                 "chunks": 5, "chunk_delay_ms": 0, "die_after_chunks": None,
                                 "headers": {}, "script": [], "reset": False, "hang": False,
@@ -276,6 +262,18 @@ def make_app(name: str) -> web.Application:
                          "raw": raw.decode("utf-8", "replace"), "at": time.time()})
         return body
 
+    def refused(api: str, request: web.Request, body: dict[str, Any], problem: Problem | None) -> Problem | None:
+        """The first of: a wrong key, an unknown model, `problem` (what the body check found). A
+        refusal is noted on the recorded request as `rejected`."""
+        problem = check_key(api, request.headers, key) or check_model(api, body.get("model"), models) or problem
+        if problem is not None:
+            record = next(r for r in reversed(requests) if r["body"] is body)
+            record["rejected"] = {"status": problem.status, "message": problem.message}
+        return problem
+
+    def openai_refusal(problem: Problem) -> web.Response:
+        return web.json_response(openai_error(problem), status=problem.status)
+
     async def behave(request: web.Request) -> dict[str, Any] | None:
         """This request's behaviour after its delay, or None when the connection was reset."""
         script = control["script"]
@@ -290,32 +288,42 @@ def make_app(name: str) -> web.Application:
             await asyncio.sleep(3600)
         return behaviour
 
+    def scripted_openai_error(behaviour: dict[str, Any]) -> web.Response:
+        error = behaviour["error"] or {"message": f"{name} failed", "type": "server_error", "code": None}
+        return web.json_response({"error": error}, status=behaviour["status"], headers=behaviour["headers"])
+
     async def chat(request: web.Request) -> web.StreamResponse:
         body = await received(request)
+        if problem := refused("openai", request, body, check_chat(body)):
+            return openai_refusal(problem)
         behaviour = await behave(request)
         if behaviour is None:
             return web.Response()
         if behaviour["status"] != 200:
-            error = behaviour["error"] or {"message": f"{name} failed", "type": "server_error", "code": None}
-            return web.json_response({"error": error}, status=behaviour["status"],
-                                     headers=behaviour["headers"])
+            return scripted_openai_error(behaviour)
         if body.get("stream"):
             return await send(request, openai_events(name, body, behaviour), behaviour, OPENAI_MALFORMED)
         if behaviour["raw"] is not None or behaviour["route"] is not None:
             answer = behaviour["raw"] if behaviour["raw"] is not None else json.dumps({"route": behaviour["route"]})
             return web.json_response(completion(name, body.get("model", ""), answer))
         asked = asked_openai(body)
-        text = decide(name, asked, behaviour)
-        calls = [openai_call(asked)] if text is None else None
-        return web.json_response(completion(name, body.get("model", ""), text, calls), headers=behaviour["headers"])
+        decided = decide(name, asked, behaviour)
+        if isinstance(decided, Call):
+            reply = completion(name, body.get("model", ""), None, [openai_call(asked, decided)])
+        else:
+            reply = completion(name, body.get("model", ""), decided)
+        return web.json_response(reply, headers=behaviour["headers"])
 
     async def messages(request: web.Request) -> web.StreamResponse:
         body = await received(request)
+        betas = request.headers.get("anthropic-beta", "")
+        if problem := refused("anthropic", request, body, check_messages(body, betas)):
+            return web.json_response(anthropic_error(problem), status=problem.status)
         behaviour = await behave(request)
         if behaviour is None:
             return web.Response()
         if behaviour["status"] != 200:
-            return web.json_response(anthropic_error(name, behaviour["status"], behaviour["error"]),
+            return web.json_response(scripted_anthropic_error(name, behaviour["status"], behaviour["error"]),
                                      status=behaviour["status"], headers=behaviour["headers"])
         asked = asked_anthropic(body)
         message = anthropic_message(name, body.get("model", ""), asked, decide(name, asked, behaviour))
@@ -323,8 +331,34 @@ def make_app(name: str) -> web.Application:
             return await send(request, anthropic_events(message, behaviour), behaviour, ANTHROPIC_MALFORMED)
         return web.json_response(message, headers=behaviour["headers"])
 
+    async def responses(request: web.Request) -> web.StreamResponse:
+        body = await received(request)
+        previous = body.get("previous_response_id")
+        items = [*stored.get(str(previous), []), *fake_responses.input_items(body)]
+        unknown = None if previous is None or previous in stored else Problem(
+            404, f"Previous response with id '{previous}' not found.", param="previous_response_id",
+            code="previous_response_not_found")
+        if problem := refused("openai", request, body, unknown or check_responses(items, fake_responses.issuer(name))):
+            return openai_refusal(problem)
+        behaviour = await behave(request)
+        if behaviour is None:
+            return web.Response()
+        if behaviour["status"] != 200:
+            return scripted_openai_error(behaviour)
+        asked = fake_responses.asked_responses(body, items)
+        output = fake_responses.output_items(name, body, asked, decide(name, asked, behaviour))
+        response = fake_responses.response_object(name, body, output)
+        if body.get("store") is not False:
+            stored[response["id"]] = [*items, *output]
+        if body.get("stream"):
+            return await send(request, fake_responses.response_events(response, behaviour), behaviour,
+                              fake_responses.MALFORMED)
+        return web.json_response(response, headers=behaviour["headers"])
+
     async def count_tokens(request: web.Request) -> web.Response:
         body = await received(request)  # not scripted: it answers at once
+        if problem := refused("anthropic", request, body, None):
+            return web.json_response(anthropic_error(problem), status=problem.status)
         return web.json_response({"input_tokens": len(json.dumps(body.get("messages"))) // 4})
 
     async def other(request: web.Request) -> web.Response:
@@ -338,6 +372,7 @@ def make_app(name: str) -> web.Application:
 
     async def reset(_: web.Request) -> web.Response:
         requests.clear()
+        stored.clear()
         control.clear()
         control.update(defaults)
         return web.json_response({"ok": True})
@@ -353,6 +388,7 @@ def make_app(name: str) -> web.Application:
     app.router.add_post("/{prefix:.*}chat/completions", chat)
     app.router.add_post("/{prefix:.*}messages/count_tokens", count_tokens)
     app.router.add_post("/{prefix:.*}messages", messages)
+    app.router.add_post("/{prefix:.*}responses", responses)
     app.router.add_route("*", "/{tail:.*}", other)
     return app
 
@@ -362,12 +398,15 @@ def main() -> None:
     parser.add_argument("--name", required=True)
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--tls", nargs=2, metavar=("CERT", "KEY"))
+    parser.add_argument("--models", help="comma-separated model names that exist (default: any name)")
+    parser.add_argument("--key", help="the only API key accepted (default: any key, or none)")
     args = parser.parse_args()
     context = None
     if args.tls:
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         context.load_cert_chain(*args.tls)
-    web.run_app(make_app(args.name), host="127.0.0.1", port=args.port, ssl_context=context,
+    models = args.models.split(",") if args.models else None
+    web.run_app(make_app(args.name, models, args.key), host="127.0.0.1", port=args.port, ssl_context=context,
                 print=None, access_log=None)
 
 

@@ -1,0 +1,121 @@
+"""What the fake provider (tests/support/fake_openai.py) answers, decided alike for its three APIs
+(chat completions, Anthropic Messages, Responses) from what each request asks.
+
+Directives that real agents can follow, read from the latest user text (less the `<system-reminder>`
+blocks that Claude Code wraps around it: its system prompt quotes "run `git status`"):
+  run `CMD`                      when a shell-like tool is offered (a tool whose arguments have a
+                                 `command` or `cmd` property: Claude Code's `Bash`, Codex's
+                                 `exec_command`), call it with CMD; in Codex's code mode (a
+                                 freeform tool that runs JavaScript calling `tools.exec_command`),
+                                 call that tool with such a script
+  call `NAME` [with {JSON}]      when a tool NAME is offered, call it with JSON (default {})
+When the conversation ends with a tool's result, the answer quotes it: "<name> read the tool
+result: <result>", so a test can tell that the answer came from the tool.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+TOOL_INPUT = {"city": "Paris"}  # the arguments of a `use_tools` call
+RUN = re.compile(r"\brun `([^`]+)`")
+CALL = re.compile(r"\bcall `([\w.-]+)`(?: with (\{.*\}))?")
+ENVELOPE = re.compile(r"<system-reminder>.*?</system-reminder>", re.DOTALL)
+
+
+@dataclass(frozen=True)
+class Tool:
+    """A tool offered by the request, in any API's shape: its name and its arguments' JSON schema;
+    (Responses) a `custom` tool takes free text instead, and a tool may sit in a namespace."""
+
+    name: str
+    schema: dict[str, Any]
+    kind: str = "function"
+    namespace: str | None = None
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Call:
+    """The answer "call this tool with these arguments" (a custom tool: with this free text)."""
+
+    name: str
+    arguments: dict[str, Any]
+    text: str | None = None
+    namespace: str | None = None
+
+
+@dataclass(frozen=True)
+class Asked:
+    """What the answer depends on, read alike from a request in any of the three APIs."""
+
+    tools: tuple[Tool, ...]
+    tool_result: str | None  # the tool result the conversation ends with
+    images: int
+    prefix: str  # the assistant's own partial answer, when the last message is the assistant's
+    turn: int  # 1 + the assistant's messages: names tool calls alike for the same request, anew each round
+    user_text: str = ""  # the latest user text, where directives are read
+
+
+def blocks(message: dict[str, Any]) -> list[dict[str, Any]]:
+    content = message.get("content")
+    return [b for b in content if isinstance(b, dict)] if isinstance(content, list) else []
+
+
+def text_of(content: Any) -> str:
+    """A plain string, or the text of its text parts/blocks (every API allows either)."""
+    if isinstance(content, str):
+        return content
+    return "".join(str(b.get("text", "")) for b in blocks({"content": content})
+                   if b.get("type") in ("text", "input_text", "output_text"))
+
+
+def shell_call(tools: tuple[Tool, ...], command: str) -> Call | None:
+    """A call of the first shell-like tool offered, in the argument shape its schema asks for; else
+    a script for a code-mode tool that can call `tools.exec_command` (Codex's `exec`)."""
+    for tool in tools:
+        properties = tool.schema.get("properties") if isinstance(tool.schema, dict) else None
+        for key in ("command", "cmd"):
+            if tool.kind == "function" and isinstance(properties, dict) and isinstance(properties.get(key), dict):
+                argv = properties[key].get("type") == "array"
+                return Call(tool.name, {key: ["bash", "-lc", command] if argv else command}, namespace=tool.namespace)
+    for tool in tools:
+        if tool.kind == "custom" and "tools.exec_command" in tool.description:
+            script = f"const result = await tools.exec_command({{cmd: {json.dumps(command)}}});\ntext(result.output);"
+            return Call(tool.name, {}, text=script, namespace=tool.namespace)
+    return None
+
+
+def directed_call(asked: Asked) -> Call | None:
+    """The tool call that the latest user text asks for, when its tool is offered."""
+    words = ENVELOPE.sub("", asked.user_text)
+    if match := RUN.search(words):
+        return shell_call(asked.tools, match.group(1))
+    if (match := CALL.search(words)) and match.group(1) in {t.name for t in asked.tools}:
+        return Call(match.group(1), json.loads(match.group(2)) if match.group(2) else {})
+    return None
+
+
+def decide(name: str, asked: Asked, behaviour: dict[str, Any]) -> str | Call:
+    """The whole answer, the same in every API: a text, or a tool call."""
+    if asked.tool_result is not None:
+        return f"{name} read the tool result: {asked.tool_result}"
+    if call := directed_call(asked):
+        return call
+    if behaviour["use_tools"] and asked.tools:
+        return Call(asked.tools[0].name, dict(TOOL_INPUT))
+    if behaviour["answer"] is not None:  # continue the partial answer
+        return " ".join(behaviour["answer"].split()[len(asked.prefix.split()):])
+    return f"hello from {name}" + (f" ({asked.images} images)" if asked.images else "")
+
+
+def pieces(text: str) -> list[str]:
+    """Word pieces that concatenate back to exactly `text` (a stream equals the whole answer)."""
+    return re.findall(r"\s*\S+\s*|\s+", text)
+
+
+def halves(text: str) -> list[str]:
+    return [text[:len(text) // 2], text[len(text) // 2:]]
