@@ -11,14 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from control_plane.apis.responses_translate import (
-    call_item,
-    custom_tools,
-    message_item,
-    new_id,
-    response_object,
-    usage_from_openai,
-)
+from control_plane.apis.responses_translate import Offer, message_item, new_id, response_object, usage_from_openai
 from control_plane.apis.sse import EventSplitter, encode_event, event_data, json_event
 
 Body = dict[str, Any]
@@ -28,16 +21,17 @@ _DONE = b"[DONE]"
 class _Item:
     """An output item being streamed: its index, id and what it has gathered so far."""
 
-    def __init__(self, index: int, kind: str, call_id: str = "", name: str = "", custom: bool = False) -> None:
-        self.index, self.kind, self.call_id, self.name, self.custom = index, kind, call_id, name, custom
-        self.id = new_id("msg" if kind == "message" else "ctc" if custom else "fc")
+    def __init__(self, index: int, kind: str, offer: Offer, call_id: str = "", name: str = "") -> None:
+        self.index, self.kind, self.offer, self.call_id, self.name = index, kind, offer, call_id, name
+        self.custom = name in offer.custom
+        self.id = new_id("msg" if kind == "message" else "ctc" if self.custom else "fc")
         self.text: list[str] = []
 
     def item(self, status: str) -> Body:
         text = "".join(self.text)
         if self.kind == "message":
             return message_item(text, self.id, status)
-        return call_item(self.call_id, self.name, text, self.custom, self.id, status)
+        return self.offer.call(self.call_id, self.name, text, self.id, status)
 
 
 class OpenAIToResponsesStream:
@@ -46,7 +40,7 @@ class OpenAIToResponsesStream:
 
     def __init__(self, request: Body) -> None:
         self._request = request
-        self._custom = custom_tools(request)
+        self._offer = Offer.of(request)
         self._events = EventSplitter()
         self._id = new_id("resp")
         self._model = ""
@@ -129,7 +123,7 @@ class OpenAIToResponsesStream:
         if not isinstance(text, str) or not text:
             return []
         out = [] if self._open is not None and self._open.kind == "message" else self._begin(
-            _Item(len(self._items), "message"))
+            _Item(len(self._items), "message", self._offer))
         assert self._open is not None
         self._open.text.append(text)
         return out + [self._event("response.output_text.delta", item_id=self._open.id,
@@ -140,7 +134,7 @@ class OpenAIToResponsesStream:
         out: list[bytes] = []
         if position not in self._calls:
             name = str(function.get("name", ""))
-            item = _Item(len(self._items), "call", str(call.get("id") or new_id("call")), name, name in self._custom)
+            item = _Item(len(self._items), "call", self._offer, str(call.get("id") or new_id("call")), name)
             self._calls[position] = item
             out += self._begin(item)
         item = self._calls[position]

@@ -16,6 +16,7 @@ import json
 import time
 import uuid
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
 from control_plane.apis.conversation import text_of
@@ -103,28 +104,68 @@ def _messages(body: Body, dropped: Dropped) -> list[Body]:
                              "content": output if isinstance(output, str) else text_of(output)})
         elif kind in FOREIGN_ITEMS:
             dropped.add(f"input:{kind}")
+        elif kind == "additional_tools":
+            continue  # its tools join the offer (Offer.of)
         else:
             raise _untranslatable(f"an input item of type '{kind}'")
     return messages
 
 
-def _tools(body: Body, dropped: Dropped) -> tuple[list[Body], set[str]]:
-    """Function and custom tools for a chat provider; hosted tools are withdrawn from the offer."""
-    tools, withdrawn = [], set()
-    for tool in body.get("tools") or []:
+@dataclass
+class Offer:
+    """The tools a Responses request offers, as a chat provider gets them: function tools as they
+    are, custom (free-form) tools as a function taking one string `input`, the tools of a
+    `namespace` (and of Codex's `additional_tools` input items, its "code mode") flattened, with
+    their namespace kept so that a call goes back as the app expects it. Hosted tools (web search,
+    file search, ...) the chat provider cannot run are withdrawn."""
+
+    functions: list[Body] = field(default_factory=list)
+    custom: set[str] = field(default_factory=set)
+    namespace_of: dict[str, str] = field(default_factory=dict)
+    withdrawn: set[str] = field(default_factory=set)
+
+    def add(self, tool: Any, dropped: Dropped, namespace: str | None = None) -> None:
         kind = tool.get("type") if isinstance(tool, dict) else None
-        if kind == "function":
-            function = {"name": tool.get("name", ""), "parameters": tool.get("parameters") or {"type": "object"}}
-            function |= {k: tool[k] for k in ("description", "strict") if tool.get(k) is not None}
-            tools.append({"type": "function", "function": function})
-        elif kind == "custom":
-            function = {"name": tool.get("name", ""), "parameters": CUSTOM_INPUT,
-                        "description": tool.get("description") or "free-form input"}
-            tools.append({"type": "function", "function": function})
-        else:
-            withdrawn.add(str(kind))
+        if kind == "namespace":
+            for inner in tool.get("tools") or []:
+                self.add(inner, dropped, str(tool.get("name", "")))
+            return
+        if kind not in ("function", "custom"):
+            self.withdrawn.add(str(kind))
             dropped.add(f"tool:{kind}")
-    return tools, withdrawn
+            return
+        name = str(tool.get("name", ""))
+        if any(f["function"]["name"] == name for f in self.functions):  # the same name in two namespaces
+            dropped.add(f"tool:{namespace}.{name}" if namespace else f"tool:{name}")
+            return
+        if kind == "custom":
+            self.custom.add(name)
+            function = {"name": name, "parameters": CUSTOM_INPUT, "description": tool.get("description") or "free-form input"}
+        else:
+            function = {"name": name, "parameters": tool.get("parameters") or {"type": "object"}}
+            function |= {k: tool[k] for k in ("description", "strict") if tool.get(k) is not None}
+        if namespace:
+            self.namespace_of[name] = namespace
+        self.functions.append({"type": "function", "function": function})
+
+    @classmethod
+    def of(cls, request: Body, dropped: Dropped | None = None) -> Offer:
+        offer, dropped = cls(), set() if dropped is None else dropped
+        for tool in request.get("tools") or []:
+            offer.add(tool, dropped)
+        for item in input_items(request):
+            if item_type(item) == "additional_tools":
+                for tool in item.get("tools") or []:
+                    offer.add(tool, dropped)
+        return offer
+
+    def call(self, call_id: str, name: str, arguments: str, item_id: str | None = None,
+             status: str = "completed") -> Body:
+        """A chat tool call as the Responses output item the app expects."""
+        item = call_item(call_id, name, arguments, name in self.custom, item_id, status)
+        if name in self.namespace_of:
+            item["namespace"] = self.namespace_of[name]
+        return item
 
 
 def _tool_choice(choice: Any, withdrawn: set[str]) -> Any:
@@ -158,13 +199,13 @@ def request_to_openai(body: Body, dropped: Dropped) -> Body:
         if body.get(key):
             raise _untranslatable(f"`{key}`")
     out: Body = {"model": body.get("model"), "messages": _messages(body, dropped)}
-    tools, withdrawn = _tools(body, dropped)
-    if tools:
-        out["tools"] = tools
+    offer = Offer.of(body, dropped)
+    if offer.functions:
+        out["tools"] = offer.functions
         if "parallel_tool_calls" in body:
             out["parallel_tool_calls"] = body["parallel_tool_calls"]
         if body.get("tool_choice") is not None:
-            out["tool_choice"] = _tool_choice(body["tool_choice"], withdrawn)
+            out["tool_choice"] = _tool_choice(body["tool_choice"], offer.withdrawn)
     if body.get("max_output_tokens") is not None:
         out["max_tokens"] = body["max_output_tokens"]
     for same in ("temperature", "top_p", "user"):
@@ -195,11 +236,6 @@ def usage_from_openai(usage: Body | None) -> Body | None:
     return {"input_tokens": prompt, "input_tokens_details": {"cached_tokens": cached, "cache_write_tokens": written},
             "output_tokens": completion, "output_tokens_details": {"reasoning_tokens": reasoning},
             "total_tokens": prompt + completion}
-
-
-def custom_tools(request: Body) -> set[str]:
-    """Names of the custom tools a Responses request offers (their calls come back as such)."""
-    return {t.get("name", "") for t in request.get("tools") or [] if isinstance(t, dict) and t.get("type") == "custom"}
 
 
 def message_item(text: str, item_id: str | None = None, status: str = "completed") -> Body:
@@ -248,7 +284,7 @@ def response_from_openai(raw: bytes, request: Body) -> bytes:
     choices = completion.get("choices") or [{}]
     choice = choices[0] if isinstance(choices[0], dict) else {}
     message = choice.get("message") or {}
-    custom = custom_tools(request)
+    offer = Offer.of(request)
     output: list[Body] = []
     if message.get("refusal"):
         output.append({**message_item(""), "content": [{"type": "refusal", "refusal": message["refusal"]}]})
@@ -257,9 +293,8 @@ def response_from_openai(raw: bytes, request: Body) -> bytes:
         output.append(message_item(text))
     for call in message.get("tool_calls") or []:
         function = call.get("function") or {}
-        name = function.get("name", "")
-        output.append(call_item(call.get("id") or new_id("call"), name, function.get("arguments") or "",
-                                name in custom))
+        output.append(offer.call(call.get("id") or new_id("call"), function.get("name", ""),
+                                 function.get("arguments") or ""))
     answer = response_object(request, new_id("resp"), completion.get("model", ""), output,
                              usage_from_openai(completion.get("usage")), choice.get("finish_reason"))
     return json.dumps(answer, ensure_ascii=False).encode()

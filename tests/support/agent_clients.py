@@ -132,10 +132,11 @@ def codex(server: str, workdir: Path, prompt: str, *, scratch: Path, model: str 
 
 
 def python_client(script: str, base_url: str, model: str, mode: str, *, scratch: Path, key: str,
-                  timeout: float) -> ClientRun:
-    """A script of tests/support/client_scripts under .clients/py; its answer is its JSON report's."""
+                  timeout: float, nonce: str = "") -> ClientRun:
+    """A script of tests/support/client_scripts under .clients/py; its answer is its JSON report's.
+    A `nonce` makes its conversation a new one."""
     argv = [str(CLIENT_PYTHON), str(SCRIPTS / script), "--base-url", base_url, "--model", model,
-            "--key", key, "--mode", mode]
+            "--key", key, "--mode", mode, "--nonce", nonce]
     result = run(argv, scratch, clean_env(scratch), timeout)
     reports = [event for event in result.events if "answer" in event]
     result.answer = str(reports[-1]["answer"]) if reports else ""
@@ -143,31 +144,35 @@ def python_client(script: str, base_url: str, model: str, mode: str, *, scratch:
 
 
 def agents_sdk(server: str, model: str, mode: str, *, scratch: Path, key: str = "sk-test",
-               timeout: float = DEADLINE_S) -> ClientRun:
+               timeout: float = DEADLINE_S, nonce: str = "") -> ClientRun:
     """The OpenAI Agents SDK, a function tool round trip. Modes: responses (the SDK's default
     model), chat (OpenAIChatCompletionsModel), each also `-streamed` (Runner.run_streamed)."""
-    return python_client("run_agents_sdk.py", f"{server}/v1", model, mode, scratch=scratch, key=key, timeout=timeout)
+    return python_client("run_agents_sdk.py", f"{server}/v1", model, mode, scratch=scratch, key=key, timeout=timeout,
+                         nonce=nonce)
 
 
 def pydantic_ai(server: str, model: str, mode: str, *, scratch: Path, key: str = "sk-test",
-                timeout: float = DEADLINE_S) -> ClientRun:
+                timeout: float = DEADLINE_S, nonce: str = "") -> ClientRun:
     """pydantic-ai, a tool round trip. Modes: responses (OpenAIResponsesModel), chat (OpenAIChatModel),
     chat-streamed (run_stream), anthropic (AnthropicModel)."""
     base_url = server if mode == "anthropic" else f"{server}/v1"
-    return python_client("run_pydantic_ai.py", base_url, model, mode, scratch=scratch, key=key, timeout=timeout)
+    return python_client("run_pydantic_ai.py", base_url, model, mode, scratch=scratch, key=key, timeout=timeout,
+                         nonce=nonce)
 
 
 def langchain(server: str, model: str, mode: str, *, scratch: Path, key: str = "sk-test",
-              timeout: float = DEADLINE_S) -> ClientRun:
+              timeout: float = DEADLINE_S, nonce: str = "") -> ClientRun:
     """langchain-openai / langchain-anthropic. Modes: {openai,anthropic}-{invoke,stream,tools}
     (tools: a bind_tools round trip)."""
     base_url = server if mode.startswith("anthropic") else f"{server}/v1"
-    return python_client("run_langchain.py", base_url, model, mode, scratch=scratch, key=key, timeout=timeout)
+    return python_client("run_langchain.py", base_url, model, mode, scratch=scratch, key=key, timeout=timeout,
+                         nonce=nonce)
 
 
 def litellm(server: str, model: str, mode: str, *, scratch: Path, key: str = "sk-test",
-            timeout: float = DEADLINE_S) -> ClientRun:
+            timeout: float = DEADLINE_S, nonce: str = "") -> ClientRun:
     """litellm.completion with a tool round trip. Modes: openai (openai/ prefix, chat API),
     anthropic (anthropic/ prefix, Messages API)."""
     base_url = server if mode == "anthropic" else f"{server}/v1"
-    return python_client("run_litellm.py", base_url, model, mode, scratch=scratch, key=key, timeout=timeout)
+    return python_client("run_litellm.py", base_url, model, mode, scratch=scratch, key=key, timeout=timeout,
+                         nonce=nonce)

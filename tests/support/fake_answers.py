@@ -6,8 +6,9 @@ blocks that Claude Code wraps around it: its system prompt quotes "run `git stat
   run `CMD`                      when a shell-like tool is offered (a tool whose arguments have a
                                  `command` or `cmd` property: Claude Code's `Bash`, Codex's
                                  `exec_command`), call it with CMD; in Codex's code mode (a
-                                 freeform tool that runs JavaScript calling `tools.exec_command`),
-                                 call that tool with such a script
+                                 freeform tool that runs JavaScript calling `tools.exec_command`,
+                                 or that tool offered as a function of one string `input`, as
+                                 a translation offers it), call that tool with such a script
   call `NAME` [with {JSON}]      when a tool NAME is offered, call it with JSON (default {})
 When the conversation ends with a tool's result, the answer quotes it: "<name> read the tool
 result: <result>", so a test can tell that the answer came from the tool.
@@ -83,9 +84,14 @@ def shell_call(tools: tuple[Tool, ...], command: str) -> Call | None:
                 argv = properties[key].get("type") == "array"
                 return Call(tool.name, {key: ["bash", "-lc", command] if argv else command}, namespace=tool.namespace)
     for tool in tools:
-        if tool.kind == "custom" and "tools.exec_command" in tool.description:
-            script = f"const result = await tools.exec_command({{cmd: {json.dumps(command)}}});\ntext(result.output);"
+        if "tools.exec_command" not in tool.description:
+            continue
+        script = f"const result = await tools.exec_command({{cmd: {json.dumps(command)}}});\ntext(result.output);"
+        if tool.kind == "custom":
             return Call(tool.name, {}, text=script, namespace=tool.namespace)
+        properties = tool.schema.get("properties") if isinstance(tool.schema, dict) else None
+        if isinstance(properties, dict) and "input" in properties:  # the same tool, translated to a function
+            return Call(tool.name, {"input": script}, namespace=tool.namespace)
     return None
 
 

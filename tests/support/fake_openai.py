@@ -90,9 +90,11 @@ def offered(body: dict[str, Any], api: str) -> tuple[Tool, ...]:
     """The request's tools: OpenAI chat {"function": {name, parameters}}, Anthropic {name, input_schema}."""
     tools = [t for t in body.get("tools") or [] if isinstance(t, dict)]
     if api == "openai":
-        return tuple(Tool(str((t.get("function") or {}).get("name")), (t.get("function") or {}).get("parameters") or {})
-                     for t in tools if isinstance(t.get("function"), dict))
-    return tuple(Tool(str(t.get("name")), t.get("input_schema") or {}) for t in tools if "name" in t)
+        functions = [t["function"] for t in tools if isinstance(t.get("function"), dict)]
+        return tuple(Tool(str(f.get("name")), f.get("parameters") or {}, description=str(f.get("description") or ""))
+                     for f in functions)
+    return tuple(Tool(str(t.get("name")), t.get("input_schema") or {}, description=str(t.get("description") or ""))
+                 for t in tools if "name" in t)
 
 
 def asked_openai(body: dict[str, Any]) -> Asked:

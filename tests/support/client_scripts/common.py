@@ -1,8 +1,9 @@
 """What every client script shares: its command line, the task, the tool, and how it reports.
 
 A script runs under .clients/py/bin/python (the real client packages, pinned by
-scripts/install_clients.sh) as `python SCRIPT --base-url URL --model NAME --key KEY --mode MODE`,
-and prints one JSON line last: {"answer": <the final answer text>, ...}.
+scripts/install_clients.sh) as `python SCRIPT --base-url URL --model NAME --key KEY --mode MODE
+[--nonce N]`, and prints one JSON line last: {"answer": <the final answer text>, ...}. A nonce makes
+the conversation a new one (a router decides each new conversation; the same one is decided once).
 """
 
 from __future__ import annotations
@@ -27,7 +28,11 @@ def arguments(*modes: str) -> argparse.Namespace:
     parser.add_argument("--model", required=True)
     parser.add_argument("--key", required=True)
     parser.add_argument("--mode", choices=modes, required=True)
-    return parser.parse_args()
+    parser.add_argument("--nonce", default="")
+    args = parser.parse_args()
+    suffix = f" (conversation {args.nonce})" if args.nonce else ""
+    args.tool_prompt, args.plain_prompt = TOOL_PROMPT + suffix, PLAIN_PROMPT + suffix
+    return args
 
 
 def report(answer: Any, **extra: Any) -> None:

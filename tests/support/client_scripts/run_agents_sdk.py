@@ -10,7 +10,7 @@ import asyncio
 
 from agents import Agent, OpenAIChatCompletionsModel, Runner, function_tool, set_default_openai_client
 from agents import set_tracing_disabled
-from common import TOOL_PROMPT, arguments, lookup_weather, report
+from common import arguments, lookup_weather, report
 from openai import AsyncOpenAI
 
 
@@ -26,11 +26,11 @@ async def main() -> None:
     agent = Agent(name="weather", instructions="Answer with the tool's result.", model=model,  # type: ignore[arg-type]
                   tools=[function_tool(lookup_weather)])
     if args.mode.endswith("streamed"):
-        streamed = Runner.run_streamed(agent, TOOL_PROMPT)
+        streamed = Runner.run_streamed(agent, args.tool_prompt)
         kinds = [event.type async for event in streamed.stream_events()]
         report(streamed.final_output, events=len(kinds))
     else:
-        result = await Runner.run(agent, TOOL_PROMPT)
+        result = await Runner.run(agent, args.tool_prompt)
         report(result.final_output)
 
 

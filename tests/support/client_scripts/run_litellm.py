@@ -13,7 +13,7 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # no fetch of the
 
 import litellm  # noqa: E402
 
-from common import TOOL_PROMPT, arguments, lookup_weather, report  # noqa: E402
+from common import arguments, lookup_weather, report  # noqa: E402
 
 TOOLS = [{"type": "function", "function": {
     "name": "lookup_weather", "description": "Look up the weather in a city.",
@@ -24,7 +24,7 @@ def main() -> None:
     args = arguments("openai", "anthropic")
     options = {"model": f"{args.mode}/{args.model}", "api_base": args.base_url, "api_key": args.key,
                "tools": TOOLS, "max_tokens": 256, "num_retries": 0}
-    messages: list[dict[str, object]] = [{"role": "user", "content": TOOL_PROMPT}]
+    messages: list[dict[str, object]] = [{"role": "user", "content": args.tool_prompt}]
     asked = litellm.completion(messages=messages, **options).choices[0].message
     assert asked.tool_calls, f"no tool call in {asked!r}"
     messages.append(asked.model_dump())

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 
-from common import TOOL_PROMPT, arguments, lookup_weather, report
+from common import arguments, lookup_weather, report
 from pydantic_ai import Agent
 from pydantic_ai.models.anthropic import AnthropicModel
 from pydantic_ai.models.openai import OpenAIChatModel, OpenAIResponsesModel
@@ -26,10 +26,10 @@ async def main() -> None:
     agent = Agent(model, instructions="Answer with the tool's result.",  # type: ignore[call-overload]
                   tools=[lookup_weather])
     if args.mode == "chat-streamed":
-        async with agent.run_stream(TOOL_PROMPT) as streamed:
+        async with agent.run_stream(args.tool_prompt) as streamed:
             report(await streamed.get_output())
     else:
-        report((await agent.run(TOOL_PROMPT)).output)
+        report((await agent.run(args.tool_prompt)).output)
 
 
 asyncio.run(main())
