@@ -59,6 +59,7 @@ class Asked:
     prefix: str  # the assistant's own partial answer, when the last message is the assistant's
     turn: int  # 1 + the assistant's messages: names tool calls alike for the same request, anew each round
     user_text: str = ""  # the latest user text, where directives are read
+    schema: dict[str, Any] | None = None  # structured output asked for: the answer is JSON of this schema
 
 
 def blocks(message: dict[str, Any]) -> list[dict[str, Any]]:
@@ -113,9 +114,37 @@ def decide(name: str, asked: Asked, behaviour: dict[str, Any]) -> str | Call:
         return call
     if behaviour["use_tools"] and asked.tools:
         return Call(asked.tools[0].name, dict(TOOL_INPUT))
+    if asked.schema is not None:  # structured output, as the real services honour it
+        return json.dumps(instance_of(asked.schema))
     if behaviour["answer"] is not None:  # continue the partial answer
         return " ".join(behaviour["answer"].split()[len(asked.prefix.split()):])
     return f"hello from {name}" + (f" ({asked.images} images)" if asked.images else "")
+
+
+def instance_of(schema: Any) -> Any:
+    """A value that `schema` (a JSON schema: objects, arrays, scalars, enums) accepts."""
+    if not isinstance(schema, dict):
+        return None
+    if "enum" in schema:
+        return schema["enum"][0]
+    kind = schema.get("type")
+    if kind == "object" or "properties" in schema:
+        return {key: instance_of(value) for key, value in (schema.get("properties") or {}).items()}
+    return {"array": [], "string": "fake", "integer": 1, "number": 1.5, "boolean": True}.get(str(kind))
+
+
+def schema_asked(*formats: Any) -> dict[str, Any] | None:
+    """The JSON schema of the first structured-output request among `formats` (chat's
+    response_format, Anthropic's output_config.format, Responses' text.format)."""
+    for fmt in formats:
+        if not isinstance(fmt, dict):
+            continue
+        if fmt.get("type") == "json_object":
+            return {"type": "object"}
+        schema = (fmt.get("json_schema") or {}).get("schema") if "json_schema" in fmt else fmt.get("schema")
+        if fmt.get("type") == "json_schema" and isinstance(schema, dict):
+            return schema
+    return None
 
 
 def pieces(text: str) -> list[str]:

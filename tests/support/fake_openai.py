@@ -55,7 +55,7 @@ from typing import Any
 from aiohttp import web
 
 from tests.support import fake_responses
-from tests.support.fake_answers import Asked, Call, Tool, blocks, decide, halves, pieces, text_of
+from tests.support.fake_answers import Asked, Call, Tool, blocks, decide, halves, pieces, schema_asked, text_of
 from tests.support.fake_checks import (Problem, anthropic_error, check_chat, check_key, check_messages,
                                        check_model, check_responses, openai_error)
 
@@ -103,7 +103,7 @@ def asked_openai(body: dict[str, Any]) -> Asked:
     return Asked(tools=offered(body, "openai"),
                  tool_result=text_of(last.get("content")) if last.get("role") == "tool" else None,
                  images=count_images(messages, "image_url"), prefix=prefix_of(last), turn=turn_of(messages),
-                 user_text=user_text(messages))
+                 user_text=user_text(messages), schema=schema_asked(body.get("response_format")))
 
 
 def asked_anthropic(body: dict[str, Any]) -> Asked:
@@ -113,7 +113,8 @@ def asked_anthropic(body: dict[str, Any]) -> Asked:
     return Asked(tools=offered(body, "anthropic"),
                  tool_result=text_of(results[0].get("content")) if results else None,
                  images=count_images(messages, "image"), prefix=prefix_of(messages[-1] if messages else {}),
-                 turn=turn_of(messages), user_text=user_text(messages))
+                 turn=turn_of(messages), user_text=user_text(messages),
+                 schema=schema_asked((body.get("output_config") or {}).get("format"), body.get("output_format")))
 
 
 def completion(name: str, model: str, content: str | None,

@@ -14,7 +14,7 @@ import json
 import time
 from typing import Any
 
-from tests.support.fake_answers import Asked, Call, Tool, blocks, halves, pieces, text_of
+from tests.support.fake_answers import Asked, Call, Tool, blocks, halves, pieces, schema_asked, text_of
 from tests.support.fake_checks import item_type
 
 USAGE = {"input_tokens": 3, "input_tokens_details": {"cached_tokens": 0}, "output_tokens": 5,
@@ -62,7 +62,8 @@ def asked_responses(body: dict[str, Any], items: list[dict[str, Any]]) -> Asked:
     turn = 1 + sum(item_type(i) in ("function_call", "custom_tool_call")
                    or (item_type(i) == "message" and i.get("role") == "assistant") for i in items)
     return Asked(tools=offered_tools(body, items), tool_result=None if output is None else text_of(output),
-                 images=images, prefix="", turn=turn, user_text=text_of(users[-1].get("content")) if users else "")
+                 images=images, prefix="", turn=turn, user_text=text_of(users[-1].get("content")) if users else "",
+                 schema=schema_asked((body.get("text") or {}).get("format")))
 
 
 def output_items(name: str, body: dict[str, Any], asked: Asked, answer: str | Call) -> list[dict[str, Any]]:
