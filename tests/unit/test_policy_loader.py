@@ -98,6 +98,15 @@ BROKEN = [
     ("anthropic_version on an OpenAI provider",
      edit("    api_key_env: OPENAI_API_KEY\n", "    api_key_env: OPENAI_API_KEY\n    anthropic_version: '2023-06-01'\n"),
      8, "providers.openai: Value error, anthropic_version applies only to a provider with `api: anthropic`"),
+    ("responses native on an Anthropic provider",
+     edit("    api_key_env: OPENAI_API_KEY\n", "    api_key_env: OPENAI_API_KEY\n    api: anthropic\n    responses: native\n"),
+     8, "`responses: native` applies only to a provider with `api: openai`"),
+    ("alias to an unknown model", GOOD + "aliases:\n  claude-haiku-*: haiku\n", 21,
+     "aliases.claude-haiku-*: unknown model 'haiku' (known: auto, gpt-4o, small)"),
+    ("alias hiding a model name", GOOD + "aliases:\n  small: gpt-4o\n", 21,
+     "aliases.small: 'small' is already a name of this policy"),
+    ("envelope tag with a space", edit("  timeout_ms: 400\n", "  timeout_ms: 400\n  envelopes: ['a b']\n"), 6,
+     "router.envelopes.0"),
 ]
 
 
@@ -167,3 +176,13 @@ def test_fallback_chains_and_rules_compile() -> None:
     # model `failover:` over policy `failover:` over the defaults
     assert (gpt.failover.stall_s, gpt.failover.first_token_s, gpt.failover.response_s) == (5, 12, 300)
     assert (small.failover.stall_s, small.failover.first_token_s) == (9, 12)
+
+
+def test_aliases_resolve_exact_names_first_then_patterns_in_order() -> None:
+    policy = parse_policy(GOOD + "aliases:\n  claude-haiku-4-5: gpt-4o\n  claude-haiku-*: small\n  claude-*: auto\n",
+                          "a.yaml", "a")
+    assert policy.resolve("claude-haiku-4-5") == "gpt-4o"
+    assert policy.resolve("claude-haiku-5-5") == "small"
+    assert policy.resolve("claude-opus-5-5") == "auto"
+    assert policy.resolve("small") == "small" and policy.resolve("gpt-9") == "gpt-9"  # unknown: the 404 names it
+    assert policy.envelopes == ("system-reminder", "environment_context", "user_instructions")
