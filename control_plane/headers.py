@@ -17,11 +17,17 @@ PLAN_HEADER = "x-switchyard-plan"
 # Response (guarded path): hints a translation dropped, comma-separated (apis/translation.py).
 DROPPED_HEADER = "x-switchyard-dropped"
 
+# Request headers Switchyard reads that others define.
+REQUEST_ID_HEADER = "x-request-id"  # Envoy's request id: in every log line, passed to providers
+ANTHROPIC_VERSION_HEADER = "anthropic-version"  # the Anthropic API's version (its SDKs always send it)
+RETRY_AFTER_HEADER = "retry-after"  # seconds to wait (a 429 of Switchyard's, or a provider's)
+SESSION_HEADER = "x-switchyard-session"  # request: names the conversation (README: "Decisions for agents")
+
 # Every request header the processor reads; Envoy sends it no others (fewer to serialize and
 # parse on every request). Names starting with INTERNAL_PREFIX are sent too.
 INTERNAL_PREFIX = "x-switchyard-"
-PROCESSOR_READS = (":method", ":path", "content-length", *CLIENT_CREDENTIAL_HEADERS, "x-request-id",
-                   "traceparent", "tracestate", "anthropic-version")
+PROCESSOR_READS = (":method", ":path", "content-length", *CLIENT_CREDENTIAL_HEADERS, REQUEST_ID_HEADER,
+                   "traceparent", "tracestate", ANTHROPIC_VERSION_HEADER)
 
 # Envoy dynamic-metadata namespace the processor writes the decision into.
 METADATA_NAMESPACE = "switchyard"

@@ -15,7 +15,6 @@ from control_plane.apis.chat_request import ChatRequest
 from control_plane.apis.json_body import json_object
 from control_plane.apis.request_error import RequestError
 
-VERSION_HEADER = "anthropic-version"
 DEFAULT_VERSION = "2023-06-01"  # sent to Anthropic providers unless a policy says otherwise
 ROLES = ("user", "assistant", "system")
 

@@ -5,11 +5,10 @@ through this table; a new door is one more row.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from control_plane.apis.anthropic_messages import VERSION_HEADER, parse_count_tokens_request, parse_messages_request
+from control_plane.apis.anthropic_messages import parse_count_tokens_request, parse_messages_request
 from control_plane.apis.chat_request import ChatRequest
 from control_plane.apis.openai_chat import parse_chat_request
 from control_plane.apis.openai_embeddings import parse_embeddings_request
@@ -57,27 +56,21 @@ def error_api(path: str) -> Api:
 
 
 def models_api(headers: Mapping[str, str]) -> Api:
-    """Whose shape `GET /v1/models[/{id}]` answers in: the Anthropic SDK's when it asks (it always
-    sends anthropic-version), else OpenAI's."""
-    return APIS[ANTHROPIC] if VERSION_HEADER in headers else APIS[OPENAI]
-
-
-def _model(name: str, api: Api) -> dict[str, object]:
-    if api.name == ANTHROPIC:
-        return {"type": "model", "id": name, "display_name": name, "created_at": "1970-01-01T00:00:00Z"}
-    return {"id": name, "object": "model", "created": 0, "owned_by": "switchyard"}
+    """Whose shape `GET /v1/models[/{id}]` answers in: that of an API with a model list whose SDKs
+    always send a version header, when the request carries it (anthropic-version); else OpenAI's."""
+    return next((api for api in APIS.values() if api.model_list and api.version_header
+                 and api.version_header in headers), APIS[OPENAI])
 
 
 def models_body(names: Sequence[str], headers: Mapping[str, str]) -> bytes:
     """`GET /v1/models`: the names an app may send, in the asking SDK's shape."""
-    api = models_api(headers)
-    data = [_model(name, api) for name in names]
-    if api.name == ANTHROPIC:
-        return json.dumps({"data": data, "has_more": False, "first_id": names[0] if names else None,
-                           "last_id": names[-1] if names else None}).encode()
-    return json.dumps({"object": "list", "data": data}).encode()
+    list_of = models_api(headers).model_list
+    assert list_of is not None
+    return list_of(names)
 
 
 def model_body(name: str, headers: Mapping[str, str]) -> bytes:
     """`GET /v1/models/{name}`, in the asking SDK's shape."""
-    return json.dumps(_model(name, models_api(headers))).encode()
+    entry = models_api(headers).model_entry
+    assert entry is not None
+    return entry(name)

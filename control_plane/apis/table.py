@@ -8,17 +8,19 @@ besides chat completions (`responses: native`), so no provider is ever asked in 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from control_plane.apis import anthropic_errors, anthropic_translate, responses_translate
+from control_plane.apis import anthropic_errors, anthropic_translate, model_lists, responses_translate
+from control_plane.headers import ANTHROPIC_VERSION_HEADER
 from control_plane.apis.anthropic_streams import AnthropicToOpenAIStream, OpenAIToAnthropicStream
 from control_plane.apis.openai_errors import error_body as openai_error_body
 from control_plane.apis.openai_errors import error_event as openai_error_event
 from control_plane.apis.openai_errors import responses_error_event
 from control_plane.apis.provider_errors import as_text, read_error
 from control_plane.apis.responses_streams import OpenAIToResponsesStream
+from control_plane.apis.stream_guard import AnthropicGuard, ResponsesGuard, SseGuard
 from control_plane.apis.translation import CheckedStream, Dropped, checked_answer, checked_request
 
 Body = dict[str, Any]
@@ -43,6 +45,7 @@ class Api:
     chat_path: str  # a chat request's path under a provider's base_url
     key_header: str  # where a provider of this API takes its key ...
     key_prefix: str  # ... and how
+    stream_guard: type[SseGuard]  # checks a stream of this API relayed as it is: its clean end
     error_body: Callable[[int, str, str, str | None], bytes]
     error_event: Callable[[int, str, str], bytes]  # an error inside an SSE stream
     # To and from the OpenAI chat form (identity for OpenAI itself). A request's translation adds
@@ -57,6 +60,14 @@ class Api:
     response_to_openai: Callable[[bytes], bytes]
     error_to_openai: Callable[[int, bytes], bytes]
     stream_to_openai: Callable[[Body], StreamTranslator]  # given the OpenAI-form request
+    # The headers of the app's own API version and features (anthropic-version, anthropic-beta):
+    # they go on only with the app's own request, never with a body translated from it.
+    own_headers_prefix: str | None = None
+    version_header: str | None = None  # the header its SDKs always send (tells who asks GET /v1/models)
+    counts_tokens: bool = False  # its providers answer count_tokens
+    # GET /v1/models and /v1/models/{id} in this API's shape (model_lists.py), when it has its own.
+    model_list: Callable[[Sequence[str]], bytes] | None = None
+    model_entry: Callable[[str], bytes] | None = None
 
 
 def _same(value: Any, *context: Any) -> Any:
@@ -82,6 +93,7 @@ def _include_usage(request: Body) -> bool:
 APIS: dict[str, Api] = {
     OPENAI: Api(
         name=OPENAI, chat_path="chat/completions", key_header="authorization", key_prefix="Bearer ",
+        stream_guard=SseGuard, model_list=model_lists.openai_models, model_entry=model_lists.openai_model,
         error_body=openai_error_body, error_event=openai_error_event,
         request_to_openai=_same, response_from_openai=_same, error_from_openai=_openai_shaped,
         stream_from_openai=lambda request: Unchanged(),
@@ -90,6 +102,8 @@ APIS: dict[str, Api] = {
     ),
     ANTHROPIC: Api(
         name=ANTHROPIC, chat_path="messages", key_header="x-api-key", key_prefix="",
+        stream_guard=AnthropicGuard, own_headers_prefix="anthropic-", version_header=ANTHROPIC_VERSION_HEADER,
+        counts_tokens=True, model_list=model_lists.anthropic_models, model_entry=model_lists.anthropic_model,
         error_body=anthropic_errors.error_body, error_event=anthropic_errors.error_event,
         request_to_openai=checked_request(anthropic_translate.request_to_openai),
         response_from_openai=checked_answer(lambda raw, request: anthropic_translate.response_from_openai(raw)),
@@ -102,7 +116,7 @@ APIS: dict[str, Api] = {
     ),
     RESPONSES: Api(
         name=RESPONSES, chat_path="responses", key_header="authorization", key_prefix="Bearer ",
-        error_body=openai_error_body, error_event=responses_error_event,
+        stream_guard=ResponsesGuard, error_body=openai_error_body, error_event=responses_error_event,
         request_to_openai=checked_request(responses_translate.request_to_openai),
         response_from_openai=checked_answer(responses_translate.response_from_openai),
         error_from_openai=_openai_shaped,  # the Responses API's errors are OpenAI-shaped

@@ -1,7 +1,8 @@
 """Per-request logic of the ext_proc processor, in plain Python types.
 
 One RequestProcessor lives for one HTTP request (one ext_proc stream). It answers each phase with
-an action; extproc_messages turns actions into Envoy messages. Nothing here imports Envoy types.
+an action; extproc/wire.py turns actions into Envoy's messages. Nothing here imports Envoy types.
+It runs in every processor worker (control_plane/workers/).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from control_plane.apis.doors import (
     models_body,
 )
 from control_plane.apis.responses import unknown_response
-from control_plane.apis.table import ANTHROPIC, APIS, OPENAI, Api
+from control_plane.apis.table import APIS, OPENAI, Api
 from control_plane.apis.json_body import replace_model
 from control_plane.extproc.rate_limits import RateLimiter
 from control_plane.headers import (
@@ -39,6 +40,9 @@ from control_plane.headers import (
     INTERNAL_PREFIX,
     PLAN_HEADER,
     POLICY_HEADER,
+    REQUEST_ID_HEADER,
+    RETRY_AFTER_HEADER,
+    SESSION_HEADER,
     plan_value,
 )
 from control_plane.limits import MAX_BODY_BYTES, body_too_large
@@ -50,7 +54,6 @@ from control_plane.policy.model import DEFAULT_POLICY, Model, Policy
 from control_plane.policy.snapshot import Snapshot
 from control_plane.routing.cache import DecisionCaches, TurnDecisions
 from control_plane.routing.choice import choose_model, explicit_model
-from control_plane.routing.conversations import SESSION_HEADER
 from control_plane.routing.decision import NO_ROUTE, PASSTHROUGH, REJECTED, STICKY, Decision
 from control_plane.routing.response_store import ResponseStore, StoredResponse
 
@@ -184,7 +187,7 @@ class RequestProcessor:
         try:
             return await phase
         except Exception:
-            request_id = self.headers.get("x-request-id")
+            request_id = self.headers.get(REQUEST_ID_HEADER)
             log.exception("internal_error", request_id=request_id)
             return self._reject(RequestError(500, f"Switchyard failed on this request (request id {request_id}); "
                                              "the error is in its log", "internal_error"))
@@ -214,7 +217,7 @@ class RequestProcessor:
                 return self._reject(RequestError(
                     429, f"app '{self.app.name}' is over its limit of "
                     f"{self.app.requests_per_minute} requests per minute; retry in {wait_s} s",
-                    "rate_limit_exceeded"), (("retry-after", str(wait_s)),))
+                    "rate_limit_exceeded"), ((RETRY_AFTER_HEADER, str(wait_s)),))
         policy = self.policies.policies.get(name)
         if policy is None:
             known = ", ".join(self.policies.policies)
@@ -243,7 +246,7 @@ class RequestProcessor:
         policy = self.policy.name if self.policy else None
         app = self.app.name if self.app else None
         self.shared.metrics.rejections.labels(app or "", error.code).inc()
-        log.info("rejected", request_id=self.headers.get("x-request-id"), app=app, policy=policy,
+        log.info("rejected", request_id=self.headers.get(REQUEST_ID_HEADER), app=app, policy=policy,
                  status=error.status, reason=error.code, trace_id=tracing.trace_id())
         if self.span.is_recording():
             self.span.set_status(StatusCode.ERROR, error.code)
@@ -323,7 +326,7 @@ class RequestProcessor:
             decision = Decision(policy.name, policy.version, NO_ROUTE, model.name, PASSTHROUGH)
         else:
             model, decision = explicit_model(policy, name)
-        if model.provider.api != ANTHROPIC:
+        if not model.provider.wire_api.counts_tokens:
             raise RequestError(400, f"count_tokens is not supported for model '{model.name}': its "
                                f"provider '{model.provider.name}' speaks the {model.provider.api} API, "
                                "which cannot count tokens", "unsupported_endpoint")
@@ -341,7 +344,7 @@ class RequestProcessor:
         if body is not None:
             set_headers += (("content-length", str(len(body))),)
         self.shared.metrics.record_decision(decision.metric_labels(), decision.router_ms)
-        log.info("decision", request_id=self.headers.get("x-request-id"), trace_id=tracing.trace_id(),
+        log.info("decision", request_id=self.headers.get(REQUEST_ID_HEADER), trace_id=tracing.trace_id(),
                  **decision.log_fields())
         if self.span.is_recording():
             self.span.set_attributes({

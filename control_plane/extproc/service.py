@@ -1,7 +1,7 @@
 """The ext_proc gRPC service: one flat loop per Envoy stream (= per HTTP request).
 
 It is envoy-data-plane's ExternalProcessorBase (same service and method name), but its handler
-exchanges raw bytes through extproc_wire: see that module for why.
+exchanges raw bytes through extproc/wire.py: see that module for why.
 """
 
 from __future__ import annotations

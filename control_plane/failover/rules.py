@@ -16,6 +16,7 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 
 from control_plane.apis.provider_errors import read_error
+from control_plane.headers import RETRY_AFTER_HEADER
 
 
 @dataclass(frozen=True)
@@ -93,7 +94,7 @@ def retry_after_s(headers: Mapping[str, str] | None, now: datetime | None = None
     try:
         if "retry-after-ms" in lower:
             return max(0.0, float(lower["retry-after-ms"]) / 1000)
-        value = lower.get("retry-after")
+        value = lower.get(RETRY_AFTER_HEADER)
         if value is None:
             return None
         if value.strip().replace(".", "", 1).isdigit():

@@ -1,6 +1,7 @@
 """The guarded path: chat requests whose model has fallbacks, or whose provider speaks another API
-than the app (streaming or not), are sent by Envoy here (an HTTP server in the processor process)
-instead of straight to a provider.
+than the app (streaming or not), and Responses API requests whose answer may be continued by id,
+are sent by Envoy here (an HTTP server in the control-plane process) instead of straight to a
+provider.
 
 Envoy cannot give each attempt its own body `model` and key, choose the next model by *why* the
 last one failed, wait for a first SSE event before committing the app to an answer, or read an
@@ -32,7 +33,7 @@ from control_plane.apis.doors import Door, door_for
 from control_plane.apis.responses import PREVIOUS, continued, input_items, routing_view
 from control_plane.apis.responses_translate import output_items
 from control_plane.apis.sse import json_event
-from control_plane.apis.table import APIS, OPENAI, StreamTranslator, Unchanged
+from control_plane.apis.table import APIS, OPENAI, Api, StreamTranslator, Unchanged
 from control_plane.apis.translation import Dropped, dropped_header
 from control_plane.apis.json_body import replace_model, with_model
 from control_plane.failover.circuits import Circuits
@@ -47,7 +48,7 @@ from control_plane.failover.rules import (
     Step,
     next_step,
 )
-from control_plane.failover.sse_guard import GUARDS, MalformedStream, SseGuard
+from control_plane.apis.stream_guard import MalformedStream, SseGuard
 from control_plane.headers import (
     ATTEMPTS_HEADER,
     CLIENT_CREDENTIAL_HEADERS,
@@ -55,6 +56,8 @@ from control_plane.headers import (
     INTERNAL_PREFIX,
     MODEL_HEADER,
     PLAN_HEADER,
+    REQUEST_ID_HEADER,
+    RETRY_AFTER_HEADER,
     parse_plan,
 )
 from control_plane.observability import tracing
@@ -72,9 +75,6 @@ MAX_ERROR_BODY = 1024 * 1024  # a provider's error body is read whole to classif
 _DROP_REQUEST = {"host", "content-length", "transfer-encoding", "connection", "keep-alive", "te",
                  "upgrade", "accept-encoding", "expect", *CLIENT_CREDENTIAL_HEADERS}
 _DROP_REQUEST_PREFIXES = (INTERNAL_PREFIX, "x-envoy-")
-# A translated body is written here, for the version and features Switchyard chose: the app's
-# API headers (anthropic-version, anthropic-beta) go on only with its own request.
-_APP_API_PREFIX = "anthropic-"
 # Not passed back to the app: recomputed by aiohttp (bodies are decompressed on the way).
 _DROP_RESPONSE = {"content-length", "transfer-encoding", "connection", "keep-alive",
                   "content-encoding"}
@@ -214,7 +214,7 @@ class Failover:
         sent = json.loads(raw)  # the processor checked it
         exchange = Exchange(request, door, raw, sent, policy, model, route, self._continues(door, sent))
         started, last = await self._first_answer(exchange)
-        log.info("attempts", request_id=request.headers.get("x-request-id"), policy=policy.name,
+        log.info("attempts", request_id=request.headers.get(REQUEST_ID_HEADER), policy=policy.name,
                  requested=model.name, attempts=exchange.attempts.header(),
                  answered=started.model.name if started else None,
                  dropped=dropped_header(exchange.dropped) or None)
@@ -371,7 +371,7 @@ class Failover:
         url = provider.base_url.rstrip("/") + "/" + api.chat_path
         if request.query_string and native:
             url += "?" + request.query_string
-        headers = self._provider_headers(request.headers, provider, native) | tracing.inject()
+        headers = self._provider_headers(request.headers, provider, None if native else exchange.door.api) | tracing.inject()
         response: aiohttp.ClientResponse | None = None
         try:
             async with asyncio.timeout(limit):
@@ -387,7 +387,7 @@ class Failover:
                     answer = whole if native else exchange.door.api.response_from_openai(
                         api.response_to_openai(whole), exchange.sent)
                     return Started(model, response, answer=answer, native=native), Outcome(str(status), status)
-                guard = GUARDS[api.name]() if native else SseGuard()
+                guard = api.stream_guard() if native else SseGuard()
                 translator = Unchanged() if body is None else api.stream_to_openai(body)  # None: native
                 first = b""
                 while not first:  # commit the app to nothing before a whole, valid event
@@ -411,10 +411,13 @@ class Failover:
         return None, Outcome(label)
 
     @staticmethod
-    def _provider_headers(incoming: Mapping[str, str], provider: Provider, native: bool) -> dict[str, str]:
-        """The app's headers but hop-by-hop, internal and credential ones, and Switchyard's key. The
-        app's API headers (anthropic-version, anthropic-beta) go on with its own request only."""
-        drop = _DROP_REQUEST_PREFIXES if native else (*_DROP_REQUEST_PREFIXES, _APP_API_PREFIX)
+    def _provider_headers(incoming: Mapping[str, str], provider: Provider, translated_from: Api | None) -> dict[str, str]:
+        """The app's headers but hop-by-hop, internal and credential ones, and Switchyard's key. A
+        body translated from the app's API (`translated_from`) is written for the version and
+        features Switchyard chose: the app's API headers (anthropic-version, anthropic-beta) go
+        on with its own request only."""
+        own = translated_from.own_headers_prefix if translated_from else None
+        drop = (*_DROP_REQUEST_PREFIXES, own) if own else _DROP_REQUEST_PREFIXES
         headers = {k.lower(): v for k, v in incoming.items() if k.lower() not in _DROP_REQUEST
                    and not k.lower().startswith(drop)}
         headers.update(provider.key_headers(headers))
@@ -444,7 +447,7 @@ class Failover:
         if outcome.status is not None:
             headers = {"content-type": "application/json", MODEL_HEADER: model.name,
                        ATTEMPTS_HEADER: attempts.header()}
-            for name in ("retry-after", "retry-after-ms"):
+            for name in (RETRY_AFTER_HEADER, "retry-after-ms"):
                 if outcome.headers and name in outcome.headers:
                     headers[name] = outcome.headers[name]
             return web.Response(status=outcome.status,
@@ -486,7 +489,7 @@ class Failover:
                 self.metrics.stream_errors.labels(current.model.name).inc()
                 self.circuits.failure(current.model)
                 log.warning("stream_broken", model=current.model.name, reason=failure,
-                            events=current.guard.events, request_id=request.headers.get("x-request-id"))
+                            events=current.guard.events, request_id=request.headers.get(REQUEST_ID_HEADER))
                 current.response.close()
                 text = "".join(s.guard.text for s in segments if s.guard is not None)
                 text_only = all(s.guard is not None and s.guard.text_only for s in segments)
@@ -495,7 +498,7 @@ class Failover:
                     break
                 log.info("stream_continued", broken=current.model.name, model=follow.model.name,
                          prefix_chars=len(text), attempts=exchange.attempts.header(),
-                         request_id=request.headers.get("x-request-id"))
+                         request_id=request.headers.get(REQUEST_ID_HEADER))
                 segments.append(follow)
                 # An SSE comment (clients ignore it): where the rest of the answer comes from.
                 to_door = native if follow.native else translated

@@ -1,6 +1,6 @@
 """The compiled, runtime form of a policy: what the processor and Envoy config are built from.
 
-Built all-or-nothing from the validated wire form (policy_schema) by policy_loader; immutable, so
+Built all-or-nothing from the validated wire form (schema.py) by loader.py; immutable, so
 a snapshot can be shared by every request and worker without locks.
 """
 
@@ -13,7 +13,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from control_plane.apis.anthropic_messages import VERSION_HEADER
 from control_plane.apis.conversation import DEFAULT_ENVELOPES
 from control_plane.apis.table import APIS, OPENAI, RESPONSES, Api
 from control_plane.failover.rules import DEFAULT_RULES, FailoverRules
@@ -74,8 +73,8 @@ class Provider:
         key = os.environ.get(self.api_key_env) if self.api_key_env else None
         api = self.wire_api
         headers = [(api.key_header, api.key_prefix + key)] if key else []
-        if self.anthropic_version and VERSION_HEADER not in forwarded:
-            headers.append((VERSION_HEADER, self.anthropic_version))
+        if self.anthropic_version and api.version_header and api.version_header not in forwarded:
+            headers.append((api.version_header, self.anthropic_version))
         return headers
 
 

@@ -22,7 +22,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-SESSION_HEADER = "x-switchyard-session"
 # The fields of the routing view (control_plane/apis/conversation.py) that make a message.
 _IDENTITY_FIELDS = ("role", "content", "attachments", "tool_calls", "tool_call_id")
 

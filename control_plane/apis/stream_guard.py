@@ -1,21 +1,23 @@
-"""Checks an SSE chat-completion stream as it passes, so a broken stream is never a clean end.
+"""Checks an SSE stream as it passes, so a broken stream is never a clean end: one checker per
+wire API (the API table names each API's, apis/table.py), since each ends cleanly its own way.
 
-The guard forwards only whole events it has checked: a `data:` payload must be `[DONE]` or a
-JSON object. It reports a malformed event (the app never sees it) and tells whether `[DONE]`
-came, so an upstream that ends early is told apart from one that finished.
+A guard forwards only whole events it has checked: a `data:` payload must be `[DONE]` or a JSON
+object. It reports a malformed event (the app never sees it) and tells whether the clean end came,
+so an upstream that ends early is told apart from one that finished.
 """
 
 from __future__ import annotations
 
 from control_plane.apis.sse import EventSplitter, MalformedStream, event_data, json_event
-from control_plane.apis.table import ANTHROPIC, OPENAI, RESPONSES
 
-__all__ = ["DONE", "GUARDS", "AnthropicGuard", "MalformedStream", "ResponsesGuard", "SseGuard"]
+__all__ = ["DONE", "AnthropicGuard", "MalformedStream", "ResponsesGuard", "SseGuard"]
 
 DONE = b"[DONE]"
 
 
 class SseGuard:
+    """OpenAI chat completions: `data: [DONE]` is the clean end."""
+
     def __init__(self) -> None:
         self._events = EventSplitter()
         self.done = False  # `data: [DONE]` was seen
@@ -104,6 +106,3 @@ class ResponsesGuard(SseGuard):
             response = parsed.get("response")
             self.completed = response if isinstance(response, dict) else None
 
-
-# The stream check for a provider's own API (the guarded path relays same-API streams as they are).
-GUARDS: dict[str, type[SseGuard]] = {OPENAI: SseGuard, ANTHROPIC: AnthropicGuard, RESPONSES: ResponsesGuard}

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from control_plane.failover.sse_guard import MalformedStream, SseGuard
+from control_plane.apis.stream_guard import MalformedStream, SseGuard
 from control_plane.apis.openai_errors import error_event
 
 
