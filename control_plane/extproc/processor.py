@@ -186,6 +186,8 @@ class RequestProcessor:
         Envoy would report as `503 processor_unavailable` (a processor that is down)."""
         try:
             return await phase
+        except RequestError as error:  # one raised outside a phase's own checks (shared state)
+            return self._reject(error)
         except Exception:
             request_id = self.headers.get(REQUEST_ID_HEADER)
             log.exception("internal_error", request_id=request_id)

@@ -26,6 +26,7 @@ from typing import Any
 
 import structlog
 
+from control_plane.apis.request_error import RequestError
 from control_plane.extproc.processor import Shared
 from control_plane.observability.metrics import Metrics
 from control_plane.policy.apps import App
@@ -165,11 +166,17 @@ class SharedStateClient:
         self._writer.write(json.dumps(message).encode() + b"\n")
 
     async def call(self, message: Message) -> Message:
+        """The control plane's answer; without a control plane (it is being restarted, and this
+        worker with it), a `503 processor_unavailable` for the request that needed it."""
         request_id = next(self._ids)
         future: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
         self._pending[request_id] = future
-        self.send({**message, "id": request_id})
-        return await future
+        try:
+            self.send({**message, "id": request_id})
+            return await future
+        except ConnectionError:
+            raise RequestError(503, "switchyard processor unavailable: its control plane went away",
+                               "processor_unavailable") from None
 
     async def close(self) -> None:
         if self._reading is not None:
@@ -188,7 +195,10 @@ class RemoteTurns:
 
     async def once(self, key: str, decide: Callable[[], Awaitable[CachedDecision | None]]
                    ) -> tuple[CachedDecision | None, bool]:
-        reply = await self.client.call({**self.claim, "key": key})
+        try:
+            reply = await self.client.call({**self.claim, "key": key})
+        except RequestError:  # the control plane went away (it is being restarted): decide alone
+            return await decide(), False
         if not reply.get("decide"):
             return _decision(reply.get("kept")), True
         token = int(reply.get("token") or 0)

@@ -217,7 +217,7 @@ _LOCAL_REPLIES: tuple[tuple[dict[str, Any], int, str, str], ...] = (
 # Switchyard's own error answers (the processor's immediate responses) say `rejected` in the
 # decision record: they pass the mappers untouched (the first mapper that matches is the only one
 # applied), so its `500 internal_error` is never mistaken for an unavailable processor.
-OWN_REPLY = {"filter": {"metadata_filter": {"matcher": {
+OWN_REPLY = {"filter": {"metadata_filter": {"match_if_key_not_found": False, "matcher": {
     "filter": METADATA_NAMESPACE, "path": [{"key": "decision"}],
     "value": {"string_match": {"exact": REJECTED}}}}}}
 

@@ -126,3 +126,21 @@ async def test_embeddings_never_take_the_router_alias() -> None:
     other = await send(make(ScriptedRouter()), "/v1/embeddings", {"model": "text-embedding-3-small", "input": "x"})
     assert isinstance(other, Forward) and other.body is None  # unchanged, to the default model's provider
     assert other.metadata["decision"] == "passthrough"
+
+
+async def test_an_unforeseen_exception_is_a_500_in_the_doors_shape(monkeypatch: pytest.MonkeyPatch) -> None:
+    router = ScriptedRouter(raises=None)
+    processor = make(router)
+    monkeypatch.setattr("control_plane.extproc.processor.choose_model", _explode)
+    first = await processor.on_request_headers({":method": "POST", ":path": "/v1/messages", "x-request-id": "r-1"}, False)
+    assert isinstance(first, Forward)
+    action = await processor.on_request_body(json.dumps(
+        {"model": "auto", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}).encode())
+    assert isinstance(action, Reply) and action.status == 500
+    body = json.loads(action.body)
+    assert body["type"] == "error" and "r-1" in body["error"]["message"]  # Anthropic's shape, the request id
+    assert action.metadata == {"decision": "rejected", "reason": "internal_error", "policy": "default"}
+
+
+async def _explode(*_: Any, **__: Any) -> Any:
+    raise RuntimeError("a bug")
