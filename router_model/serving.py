@@ -11,7 +11,7 @@ import sys
 from dataclasses import dataclass
 
 ARCH_ROUTER_HF_ID = "katanemo/Arch-Router-1.5B"
-CPU_MAX_NEW_TOKENS = 256  # vLLM on a CPU: the most tokens any answer gets
+CPU_MAX_NEW_TOKENS = 128  # vLLM on a CPU: the most tokens any answer gets
 ROUTER_MODEL_NAME = "Arch-Router"
 
 
