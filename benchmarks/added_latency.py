@@ -124,7 +124,7 @@ def main() -> None:
     (work / "bare.yaml").write_text(yaml.safe_dump(bare_envoy_config(work / "policies", 19010, 19911)))
     py = sys.executable
     procs = [
-        subprocess.Popen([py, "-m", "tests.support.fake_openai", "--name", "up", "--port", "19001"], cwd=ROOT),
+        subprocess.Popen([py, "-m", "harness.fake_provider", "--name", "up", "--port", "19001"], cwd=ROOT),
         subprocess.Popen([envoy_binary(), "-c", str(work / "bare.yaml"), "--log-level", "error",
                           "--base-id", "7", "--disable-hot-restart"]),
         subprocess.Popen([py, "-m", "control_plane.cli", "--log-level", "warning", "up",

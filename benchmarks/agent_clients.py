@@ -21,9 +21,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.e2e.conftest import start_provider, start_sidecar  # noqa: E402
-from tests.support import agent_clients  # noqa: E402
-from tests.support.agent_clients import ClientRun  # noqa: E402
+from harness.stack import start_provider, start_sidecar  # noqa: E402
+from harness import agent_clients  # noqa: E402
+from harness.agent_clients import ClientRun  # noqa: E402
 
 POLICY = """\
 version: 1

@@ -27,8 +27,8 @@ sys.path.insert(0, str(ROOT))
 
 from router_model.serving import RouterServing, vllm_command, vllm_env  # noqa: E402
 from router_model.standin import STANDIN_MODEL_NAME, ensure_standin_model  # noqa: E402
-from tests.e2e.conftest import start_provider, start_sidecar  # noqa: E402
-from tests.support.processes import Process, free_port  # noqa: E402
+from harness.stack import start_provider, start_sidecar  # noqa: E402
+from harness.processes import Process, free_port  # noqa: E402
 
 DOMAINS = [
     ("banking", "bank accounts, transfers, balances and transactions"),

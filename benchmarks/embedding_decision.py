@@ -92,7 +92,7 @@ def main() -> None:
     (work / "policies" / "default.yaml").write_text(policy(19101))
     py = sys.executable
     procs = [
-        subprocess.Popen([py, "-m", "tests.support.fake_openai", "--name", "up", "--port", "19101"], cwd=ROOT),
+        subprocess.Popen([py, "-m", "harness.fake_provider", "--name", "up", "--port", "19101"], cwd=ROOT),
         subprocess.Popen([py, "-m", "control_plane.cli", "--log-level", "warning", "up",
                           "--policies", str(work / "policies"), "--listen", "127.0.0.1:19120",
                           "--admin", "127.0.0.1:19190", "--processor", "127.0.0.1:19151",

@@ -20,8 +20,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.e2e.conftest import start_provider, start_sidecar  # noqa: E402
-from tests.support.live_policy import Traffic, policy, write_rename_over  # noqa: E402
+from harness.stack import start_provider, start_sidecar  # noqa: E402
+from harness.live_policy import Traffic, policy, write_rename_over  # noqa: E402
 
 
 def main() -> None:

@@ -32,8 +32,8 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.e2e.conftest import Provider, Sidecar, start_provider, start_sidecar  # noqa: E402
-from tests.support.live_policy import policy  # noqa: E402
+from harness.stack import Provider, Sidecar, start_provider, start_sidecar  # noqa: E402
+from harness.live_policy import policy  # noqa: E402
 
 TOOLS = [{"type": "function", "function": {"name": "run_tests", "parameters": {"type": "object", "properties": {}}}}]
 # Arch-Router-1.5B on vLLM, per GPU replica. The p50 is the model card's reference (one L40S); the

@@ -21,8 +21,8 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.e2e.conftest import start_provider, start_sidecar  # noqa: E402
-from tests.support.live_policy import policy  # noqa: E402
+from harness.stack import start_provider, start_sidecar  # noqa: E402
+from harness.live_policy import policy  # noqa: E402
 
 
 def ttfb_ms(client: httpx.Client, url: str, model: str) -> float:

@@ -35,7 +35,7 @@ order is A B C D A B C D, so slow drift on the machine hits every arm alike. The
 
 The upstream is a second Envoy answering every request with a fixed chat completion
 (`direct_response` after reading the whole body, keep-alive, one worker thread), not
-tests/support/fake_openai.py: that one is a single Python process that parses and records every
+harness/fake_provider/server.py: that one is a single Python process that parses and records every
 request and would be the first thing to saturate at concurrency 32. The `no proxy` row and the
 upstream's CPU use (a quarter of a core while bare Envoy runs) show it is not the bottleneck.
 
@@ -84,9 +84,9 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.added_latency import bare_envoy_config
 from control_plane.xds.envoy_config import ENVOY_LOG_FORMAT, envoy_binary
-from tests.e2e.conftest import start_sidecar
-from tests.support.live_policy import policy
-from tests.support.processes import Process, free_port
+from harness.stack import start_sidecar
+from harness.live_policy import policy
+from harness.processes import Process, free_port
 
 try:
     import uvloop
@@ -116,7 +116,7 @@ TARGET_ADDED_P50_MS = 1.0
 
 @dataclass
 class Endpoint:
-    url: str  # scheme://host:port, what tests/support/live_policy.policy() reads
+    url: str  # scheme://host:port, what harness/live_policy.policy() reads
 
 
 @dataclass

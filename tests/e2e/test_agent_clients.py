@@ -8,7 +8,7 @@ done), Switchyard refused nothing, the provider refused nothing (its checks mirr
 services': key, model list, roles, tool pairing), the router was asked exactly once per user turn,
 and every tool-loop request after the first was `sticky` on the same model.
 
-The clients are pinned and installed by scripts/install_clients.sh (tests/support/agent_clients.py);
+The clients are pinned and installed by scripts/install_clients.sh (harness/agent_clients.py);
 tests/e2e/test_clients_direct.py proves the fake speaks each client's protocol without Switchyard.
 """
 
@@ -24,14 +24,14 @@ from typing import Any
 import pytest
 
 from tests.e2e.conftest import Provider, Sidecar, provider_fixture, start_provider, start_sidecar
-from tests.support import agent_clients
-from tests.support.agent_clients import ClientRun
+from harness import agent_clients
+from harness.agent_clients import ClientRun
 
 KEY = "sk-provider-KEY-4242424242"  # the providers' key: set by Switchyard, never by a client
 CLIENT_KEY = "sk-client-unused"  # what the clients send: dropped by Switchyard
 STRONG, SMALL = "strong-upstream", "small-upstream"  # what the providers serve
 MARKER = "switchyard-marker.txt"  # only `ls` in the scratch directory reports it
-TOOL_PROMPT_ANSWER = "read the tool result: sunny in Paris"  # tests/support/client_scripts/common.py
+TOOL_PROMPT_ANSWER = "read the tool result: sunny in Paris"  # harness/client_scripts/common.py
 KINDS = {  # provider kind -> its lines in the policy
     "anthropic": "api: anthropic",
     "chat": "api: openai",

@@ -12,7 +12,7 @@ from router_model.kinds import RouterConfig, RouterFactory
 from router_model.one_step import one_step_request
 from router_model.prompt import Message
 from router_model.router import NO_ROUTE, RouterQuery, RouteSpec
-from tests.support.processes import Process
+from harness.processes import Process
 
 DISTINCT = (RouteSpec("code_generation", "generating new code snippets, functions, or boilerplate"),
             RouteSpec("bug_fixing", "finding and fixing bugs in existing code"),

@@ -3,7 +3,7 @@ completes its task, and its tool round trip shows in what the fake received. Thi
 fake speaks each client's protocol, with its real-service checks on (a key, a model list, roles),
 so that the same clients can then be run through Switchyard.
 
-The clients are pinned and installed by scripts/install_clients.sh (tests/support/agent_clients.py
+The clients are pinned and installed by scripts/install_clients.sh (harness/agent_clients.py
 runs them). Claude Code and Codex run with their own default models, which the fake must list."""
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 
 from tests.e2e.conftest import Provider, start_provider
-from tests.support import agent_clients
-from tests.support.fake_answers import text_of
-from tests.support.agent_clients import ClientRun
+from harness import agent_clients
+from harness.fake_provider.answers import text_of
+from harness.agent_clients import ClientRun
 
 KEY = "sk-direct-KEY-0123456789"
 CLAUDE_CODE_MODEL = "claude-opus-5-5"  # Claude Code 2.1.332's default model

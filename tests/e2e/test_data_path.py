@@ -18,7 +18,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.e2e.conftest import ALPHA_KEY, BETA_KEY, Provider, Sidecar, start_sidecar
-from tests.support.processes import ROOT, Process
+from harness.processes import ROOT, Process
 
 CLIENT_KEY = "sk-client-must-not-leak"
 SCRIPTED = {"x-switchyard-policy": "scripted"}

@@ -12,8 +12,8 @@ import openai
 import pytest
 
 from tests.e2e.conftest import Provider, Sidecar, start_provider, start_sidecar
-from tests.support.live_policy import write_rename_over
-from tests.support.processes import http_json, wait_until
+from harness.live_policy import write_rename_over
+from harness.processes import http_json, wait_until
 
 EMBEDDING_POLICY = """\
 version: 1

@@ -1,7 +1,7 @@
 """Failover through real Envoy, with the `openai` client as the app: fallback chains, retries by
 cause (Retry-After honoured), first-token and stall limits, checked streams, context-window
 fallbacks and circuit breaking. The primary provider is the scripted misbehaving fake
-(tests/support/fake_openai.py `script`)."""
+(harness/fake_provider/server.py `script`)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import openai
 import pytest
 
 from tests.e2e.conftest import ALPHA_KEY, BETA_KEY, Provider, Sidecar, provider_fixture, running_sidecar
-from tests.support.processes import http_json
+from harness.processes import http_json
 
 APP_KEY = "sk-app-never-forwarded"
 

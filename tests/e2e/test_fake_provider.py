@@ -1,4 +1,4 @@
-"""The fake provider (tests/support/fake_openai.py) refuses what the real services refuse, in their
+"""The fake provider (harness/fake_provider/server.py) refuses what the real services refuse, in their
 error shapes, and accepts what real clients send: a wrong key (401), an unknown model (404), roles,
 mid-conversation system messages and tool pairing (400), and the Responses API's items, stream
 and previous_response_id. The official SDKs read its errors as the real services' errors."""

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.conftest import Provider, start_sidecar, write_policies
-from tests.support.processes import ROOT, wait_until
+from harness.processes import ROOT, wait_until
 
 
 def child_pids(log: str, child: str) -> list[int]:

@@ -17,7 +17,7 @@ import pytest
 
 from tests.e2e.conftest import Provider, Sidecar, start_provider, start_sidecar
 from tests.e2e.test_lifecycle_and_cli import child_pids
-from tests.support.live_policy import Traffic, policy, write_in_place, write_rename_over
+from harness.live_policy import Traffic, policy, write_in_place, write_rename_over
 
 VISIBLE_WITHIN_S = 1.0
 

@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from tests.e2e.conftest import Provider, Sidecar, provider_fixture, running_sidecar
-from tests.support.live_policy import policy, write_rename_over
+from harness.live_policy import policy, write_rename_over
 
 SIDECARS = 3
 VISIBLE_WITHIN_S = 1.0

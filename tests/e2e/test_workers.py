@@ -19,7 +19,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.e2e.conftest import Provider, Sidecar, provider_fixture, running_sidecar
-from tests.support.live_policy import Traffic, policy, write_rename_over
+from harness.live_policy import Traffic, policy, write_rename_over
 
 first = provider_fixture("first", scope="module")
 second = provider_fixture("second", scope="module")

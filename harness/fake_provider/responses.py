@@ -14,8 +14,8 @@ import json
 import time
 from typing import Any
 
-from tests.support.fake_answers import Asked, Call, Tool, blocks, halves, pieces, schema_asked, text_of
-from tests.support.fake_checks import item_type
+from harness.fake_provider.answers import Asked, Call, Tool, blocks, halves, pieces, schema_asked, text_of
+from harness.fake_provider.checks import item_type
 
 USAGE = {"input_tokens": 3, "input_tokens_details": {"cached_tokens": 0}, "output_tokens": 5,
          "output_tokens_details": {"reasoning_tokens": 0}, "total_tokens": 8}

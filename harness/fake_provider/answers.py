@@ -1,4 +1,4 @@
-"""What the fake provider (tests/support/fake_openai.py) answers, decided alike for its three APIs
+"""What the fake provider (harness/fake_provider/server.py) answers, decided alike for its three APIs
 (chat completions, Anthropic Messages, Responses) from what each request asks.
 
 Directives that real agents can follow, read from the latest user text (less the `<system-reminder>`

@@ -2,7 +2,7 @@
 
 The clients are the pinned packages that scripts/install_clients.sh puts in .clients/: Claude Code and
 Codex CLI (npm), and the Python frameworks in their own venv (.clients/py), driven by the small
-scripts in tests/support/client_scripts/. Every function takes `server`, the server's root URL
+scripts in harness/client_scripts/. Every function takes `server`, the server's root URL
 (scheme://host:port, no path: each client is given the base URL it expects, with or without /v1),
 runs in a clean environment (no inherited API keys or config; HOME and the clients' config folders
 under `scratch`), and returns a ClientRun.
@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 CLIENTS = ROOT / ".clients"
 NODE_BIN = CLIENTS / "node" / "node_modules" / ".bin"
 CLAUDE = NODE_BIN / "claude"
@@ -133,7 +133,7 @@ def codex(server: str, workdir: Path, prompt: str, *, scratch: Path, model: str 
 
 def python_client(script: str, base_url: str, model: str, mode: str, *, scratch: Path, key: str,
                   timeout: float, nonce: str = "") -> ClientRun:
-    """A script of tests/support/client_scripts under .clients/py; its answer is its JSON report's.
+    """A script of harness/client_scripts under .clients/py; its answer is its JSON report's.
     A `nonce` makes its conversation a new one."""
     argv = [str(CLIENT_PYTHON), str(SCRIPTS / script), "--base-url", base_url, "--model", model,
             "--key", key, "--mode", mode, "--nonce", nonce]

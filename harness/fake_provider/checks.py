@@ -1,4 +1,4 @@
-"""The fake provider's checks (tests/support/fake_openai.py), made like the real services' so that a
+"""The fake provider's checks (harness/fake_provider/server.py), made like the real services' so that a
 request that Switchyard mangles cannot pass: the key (401), the model (404), and the roles and tool
 pairing of the conversation (400). Each check returns None, or the Problem to answer with; the
 error bodies are each API's own.

@@ -4,7 +4,7 @@ POST .../messages/count_tokens) and OpenAI's Responses API (POST .../responses, 
 fake_responses.py) from the same process.
 
 Run as its own process:
-  python -m tests.support.fake_openai --name NAME --port PORT [--tls CERT KEY] [--models a,b] [--key K]
+  python -m harness.fake_provider --name NAME --port PORT [--tls CERT KEY] [--models a,b] [--key K]
 It records every request it receives (GET /_test/requests, each with the parsed `body`, the `raw`
 body text, and `rejected` when it refused it; DELETE resets requests, remembered responses and
 settings) and answers with a message naming itself. As a scripted router it answers chat
@@ -54,9 +54,9 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.support import fake_responses
-from tests.support.fake_answers import Asked, Call, Tool, blocks, decide, halves, pieces, schema_asked, text_of
-from tests.support.fake_checks import (Problem, anthropic_error, check_chat, check_key, check_messages,
+from harness.fake_provider import responses as fake_responses
+from harness.fake_provider.answers import Asked, Call, Tool, blocks, decide, halves, pieces, schema_asked, text_of
+from harness.fake_provider.checks import (Problem, anthropic_error, check_chat, check_key, check_messages,
                                        check_model, check_responses, openai_error)
 
 USAGE = {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}

@@ -1,0 +1,3 @@
+from harness.fake_provider.server import main
+
+main()
