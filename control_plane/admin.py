@@ -10,7 +10,7 @@ from aiohttp import web
 
 from control_plane.failover.circuits import Circuits
 from control_plane.observability.metrics import Metrics
-from control_plane.policy.reloader import ReloadStatus
+from control_plane.reloader import ReloadStatus
 from control_plane.policy.snapshot import SnapshotStore
 
 ReadyCheck = Callable[[], Awaitable[bool]]

@@ -27,7 +27,7 @@ from control_plane.policy.loader import (
     policy_files,
 )
 from control_plane.policy.model import Policy, Provider
-from control_plane.policy.router_pool import RouterPool
+from control_plane.routing.router_pool import RouterPool
 from control_plane.routing.choice import choose_model
 from control_plane.routing.evaluation import (
     DatasetError,

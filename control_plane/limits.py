@@ -2,14 +2,8 @@
 
 from __future__ import annotations
 
-from control_plane.apis.request_error import RequestError
-
 MAX_BODY_BYTES = 8 * 1024 * 1024  # largest chat request body Switchyard buffers and routes
 TOO_LARGE_MESSAGE = (
     f"request body is larger than Switchyard's limit of {MAX_BODY_BYTES // (1024 * 1024)} MiB "
     f"({MAX_BODY_BYTES} bytes)"
 )
-
-
-def body_too_large() -> RequestError:
-    return RequestError(413, TOO_LARGE_MESSAGE, "request_too_large")

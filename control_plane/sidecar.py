@@ -31,8 +31,8 @@ from control_plane.observability.access_log import AccessLogSink
 from control_plane.observability.metrics import Metrics, use_multiprocess_dir
 from control_plane.policy.loader import load_policy_set
 from control_plane.policy.model import PolicySet
-from control_plane.policy.reloader import Reloader
-from control_plane.policy.router_pool import RouterPool
+from control_plane.reloader import Reloader
+from control_plane.routing.router_pool import RouterPool
 from control_plane.policy.snapshot import SnapshotStore
 from control_plane.policy.watcher import PolicyWatcher
 from control_plane.workers.pool import WorkerPool

@@ -3,6 +3,8 @@ and the parameter at fault. Each door renders it in its own error shape (apis/ta
 
 from __future__ import annotations
 
+from control_plane.limits import TOO_LARGE_MESSAGE
+
 
 class RequestError(Exception):
     """A request Switchyard answers itself, with an error in its door's shape."""
@@ -13,3 +15,7 @@ class RequestError(Exception):
         self.message = message
         self.code = code
         self.param = param
+
+
+def body_too_large() -> RequestError:
+    return RequestError(413, TOO_LARGE_MESSAGE, "request_too_large")

@@ -45,10 +45,10 @@ from control_plane.headers import (
     SESSION_HEADER,
     plan_value,
 )
-from control_plane.limits import MAX_BODY_BYTES, body_too_large
+from control_plane.limits import MAX_BODY_BYTES
 from control_plane.observability import tracing
 from control_plane.observability.metrics import Metrics
-from control_plane.apis.request_error import RequestError
+from control_plane.apis.request_error import RequestError, body_too_large
 from control_plane.policy.apps import App
 from control_plane.policy.model import DEFAULT_POLICY, Model, Policy
 from control_plane.policy.snapshot import Snapshot

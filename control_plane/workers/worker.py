@@ -24,7 +24,7 @@ from control_plane.extproc.service import ExtProcService
 from control_plane.observability import logging_setup, tracing
 from control_plane.observability.metrics import Metrics
 from control_plane.policy.model import PolicySet
-from control_plane.policy.router_pool import RouterPool
+from control_plane.routing.router_pool import RouterPool
 from control_plane.policy.snapshot import SnapshotStore
 from control_plane.workers.shared_state import RemoteShared, SharedStateClient
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from control_plane.policy.loader import load_policy_set
-from control_plane.policy.reloader import Reloader
-from control_plane.policy.router_pool import FixedRouterPool
+from control_plane.reloader import Reloader
+from control_plane.routing.router_pool import FixedRouterPool
 from control_plane.policy.snapshot import Snapshot, SnapshotStore
 from control_plane.xds.cache import CLUSTER_TYPE, XdsCache
 from tests.support.scripted_router import ScriptedRouter

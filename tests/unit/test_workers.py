@@ -13,8 +13,8 @@ from control_plane.observability.metrics import Metrics
 from control_plane.policy.apps import App
 from control_plane.policy.loader import load_policy_set, parse_policy
 from control_plane.policy.model import PolicySet
-from control_plane.policy.reloader import Reloader
-from control_plane.policy.router_pool import FixedRouterPool
+from control_plane.reloader import Reloader
+from control_plane.routing.router_pool import FixedRouterPool
 from control_plane.policy.snapshot import Snapshot, SnapshotStore
 from control_plane.routing.cache import CachedDecision
 from control_plane.workers.pool import available_cpus, default_count

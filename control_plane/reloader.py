@@ -23,7 +23,7 @@ import structlog
 from control_plane.observability.metrics import Metrics
 from control_plane.policy.loader import PolicyError, load_policy_set
 from control_plane.policy.model import PolicySet, providers_of
-from control_plane.policy.router_pool import RouterPool
+from control_plane.routing.router_pool import RouterPool
 from control_plane.policy.snapshot import SnapshotStore
 from control_plane.xds.cache import EnvoyRejected, XdsCache
 from control_plane.xds.envoy_config import xds_resources
