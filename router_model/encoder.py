@@ -15,7 +15,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -24,6 +24,12 @@ Vectors = npt.NDArray[np.float32]
 
 MAX_TOKENS = 256  # the model's max_seq_length (sentence_bert_config.json)
 _ONNX_FILE = "model.onnx"
+
+
+class TextEncoder(Protocol):
+    """What routers need of an encoder (tests hand in a scripted one)."""
+
+    def encode(self, texts: Sequence[str], cache: bool = True) -> Vectors: ...
 
 
 def model_dir() -> Path:

@@ -41,6 +41,10 @@ class Decision:
     kind: str  # routed:<tier> | explicit | passthrough | fallback:<reason> | degraded:<reason>
     router_ms: float | None = None  # time spent asking the router, when it was asked
     app: str = ""  # the calling app (apps.yaml), when apps are declared
+    # A scoring router's (the embedding tier's) winning score, and the runner-up with its score.
+    score: float | None = None
+    runner_up: str | None = None
+    runner_up_score: float | None = None
 
     @property
     def kind_and_reason(self) -> tuple[str, str]:
@@ -76,4 +80,9 @@ class Decision:
             "model": self.model,
             "decision": self.kind,
             "router_ms": None if self.router_ms is None else round(self.router_ms, 1),
+            **({} if self.score is None else {
+                "score": round(self.score, 3),
+                "runner_up": self.runner_up,
+                "runner_up_score": None if self.runner_up_score is None else round(self.runner_up_score, 3),
+            }),
         }
