@@ -40,19 +40,11 @@ from control_plane.routing.evaluation import (
     load_dataset,
     stderr_progress,
 )
-from control_plane.routing.tuning import (
-    Arrays,
-    Scored,
-    cross_validate,
-    pick_margin,
-    pick_strictness,
-    score_dataset,
-)
+from control_plane.routing.tuning import Arrays, Scored, Tuned, figures_of, other_requests, score_dataset, tune
 from control_plane.sidecar import HostPort, SidecarOptions, run
 from control_plane.workers.pool import available_cpus, default_count
 from router_model.client import PreparedRoutes, build_request
 from router_model.conversation import select_conversation
-from router_model.calibration import cut_for
 from router_model.embedding import EmbeddingRouter
 from router_model.explanation import explain, gate_in_force
 from router_model.kinds import HYBRID, KINDS, RouterFactory, embedding_tier
@@ -265,18 +257,17 @@ def _pct(value: float | None) -> str:
     return "-" if value is None else f"{value * 100:.1f} %"
 
 
-def _scored_for_tuning(policy: Policy, items: list[Item]) -> tuple[EmbeddingRouter, list[list[Scored]], Arrays | None]:
-    """The policy's requests scored by its embedding tier made calibrated (what tune sets), and,
-    for a policy with a fixed threshold, as written too."""
+def _scored_for_tuning(policy: Policy, items: list[Item], candidates: list[str]) -> tuple[EmbeddingRouter, list[list[Scored]], Arrays]:
+    """The dataset scored by the policy's embedding tier made calibrated (what tune sets), and
+    the decisions of the policy as written."""
     factory = RouterFactory()
     try:
         router = factory.embedding(dataclasses.replace(policy.router, threshold=None), policy.route_specs)
-        scored = score_dataset(router, items)
-        as_written = None
+        scored = score_dataset(router, items, candidates)
+        written = scored
         if policy.router.threshold is not None:
-            written = factory.embedding(policy.router, policy.route_specs)
-            as_written = Arrays([s for turns in score_dataset(written, items) for s in turns])
-        return router, scored, as_written
+            written = score_dataset(factory.embedding(policy.router, policy.route_specs), items)
+        return router, scored, Arrays.of([s for turns in written for s in turns])
     finally:
         asyncio.run(factory.close())
 
@@ -292,48 +283,57 @@ def cmd_tune(args: argparse.Namespace) -> int:
     except (DatasetError, OSError) as exc:
         print(f"switchyard tune: {exc}", file=sys.stderr)
         return 1
-    router, scored, as_written = _scored_for_tuning(policy, items)
+    existing = list(policy.router.other_examples)
+    added = [(i, t) for i, t in other_requests(items) if t not in existing] if args.add_other_examples else []
+    added = list({t: (i, t) for i, t in added}.values())  # one example per text
+    owners: list[int | None] = [None] * len(existing) + [i for i, _ in added] if added else []
+    router, scored, as_written = _scored_for_tuning(policy, items, existing + [t for _, t in added] if added else [])
     hybrid = policy.router.kind == HYBRID
-    everything = Arrays([s for turns in scored for s in turns])
-    evidence = router.background_evidence
-    result = cross_validate(scored, evidence, args.other_recall, args.folds, args.precision if hybrid else None)
-    strictness = pick_strictness(everything, evidence, args.other_recall)
-    cut = cut_for(evidence, strictness)
-    picked, held_out = everything.figures(cut), result.held_out
-    print(f"policy {policy.name} (router {policy.router.kind}, {len(policy.routes)} routes, "
-          f"{len(policy.router.other_examples)} other examples) on {args.dataset}: "
-          f"{held_out.decisions} decisions, {int(everything.is_other.sum())} of them `other`")
-    print(f"target: other recall >= {_pct(args.other_recall)}\n")
-    print(f"{args.folds}-fold cross-validation (strictness picked on {args.folds - 1} folds, measured on the rest):")
-    print(f"  in-scope {_pct(held_out.in_scope)}   other recall {_pct(held_out.other_recall)}   "
-          f"accuracy {_pct(held_out.accuracy)}   <- expect these on new requests like these")
-    print(f"  strictness per fold: {' '.join(f'{s:.3f}' for s in result.strictness_per_fold)}")
-    print(f"picked on all {picked.decisions}: strictness {strictness:.3f} (cut {cut:.3f}): in-scope "
-          f"{_pct(picked.in_scope)}, other recall {_pct(picked.other_recall)} (on the data it was picked on)")
-    gate, now = (f"fixed threshold {policy.router.threshold:g}", as_written.figures(policy.router.threshold)) \
-        if as_written is not None and policy.router.threshold is not None \
-        else (gate_in_force(router), everything.figures(router.cut or 0.0))
-    print(f"as written ({gate}): in-scope {_pct(now.in_scope)}, other recall {_pct(now.other_recall)}")
-    if picked.other_recall is not None and picked.other_recall < args.other_recall:
-        print(f"\nnote: even strictness 1.0 leaves other recall at {_pct(picked.other_recall)}: list "
-              "requests like these missed ones under router.embedding.other_examples:")
-        missed = [s for turns in scored for s in turns if s.expected == NO_ROUTE and s.evidence >= cut]
-        print("\n".join(f"  -> {s.best}: {' '.join(s.text.split())[:100]}" for s in missed[:10]))
-    values = {"strictness": f"{strictness:.3f}"}
-    if hybrid:
-        margin = pick_margin(everything, cut, args.precision)
-        values["margin"] = f"{margin:g}"
-        print(f"\nhybrid margin {margin:g}: the embedding tier's own decisions right >= {_pct(args.precision)} "
-              f"of the time; cross-validated: it decides {_pct(result.alone_share)} alone, "
-              f"{_pct(result.alone_precision)} of them right")
+    tuned = tune(router, scored, args.other_recall, args.folds, args.precision if hybrid else None, owners)
+    _print_tuning(args, policy, router, tuned, as_written, len(added))
+    values: dict[str, str | list[str]] = {"strictness": f"{tuned.strictness:.3f}"}
+    if tuned.margin is not None:
+        values["margin"] = f"{tuned.margin:g}"
+    if added:
+        values["other_examples"] = existing + [t for _, t in added]
     _write_or_print(Path(args.policy), values, args.write, policy.router.threshold is not None)
     return 0
 
 
-def _write_or_print(path: Path, values: dict[str, str], write: bool, had_threshold: bool) -> None:
+def _print_tuning(args: argparse.Namespace, policy: Policy, router: EmbeddingRouter, tuned: Tuned,
+                  as_written: Arrays, added: int) -> None:
+    held_out, picked = tuned.cross_validation.held_out, tuned.picked
+    print(f"policy {policy.name} (router {policy.router.kind}, {len(policy.routes)} routes, "
+          f"{len(policy.router.other_examples)} other examples) on {args.dataset}: "
+          f"{held_out.decisions} decisions, {int(as_written.is_other.sum())} of them `other`")
+    print(f"target: other recall >= {_pct(args.other_recall)}"
+          + (f"; the dataset's {added} `other` requests added as other examples" if added else "") + "\n")
+    print(f"{args.folds}-fold cross-validation (picked on {args.folds - 1} folds, measured on the rest):")
+    print(f"  in-scope {_pct(held_out.in_scope)}   other recall {_pct(held_out.other_recall)}   "
+          f"accuracy {_pct(held_out.accuracy)}   <- expect these on new requests like these")
+    print(f"  strictness per fold: {' '.join(f'{s:.3f}' for s in tuned.cross_validation.strictness_per_fold)}")
+    print(f"picked on all {picked.decisions}: strictness {tuned.strictness:.3f} (cut {tuned.cut:.3f}): in-scope "
+          f"{_pct(picked.in_scope)}, other recall {_pct(picked.other_recall)} (on the data it was picked on)")
+    now = figures_of(as_written.decided_right, as_written.is_other)
+    gate = f"fixed threshold {policy.router.threshold:g}" if policy.router.threshold is not None else gate_in_force(router)
+    print(f"as written ({gate}): in-scope {_pct(now.in_scope)}, other recall {_pct(now.other_recall)}")
+    if picked.other_recall is not None and picked.other_recall < args.other_recall:
+        print(f"\nnote: even strictness 1.0 leaves other recall at {_pct(picked.other_recall)}: list requests "
+              "like these under router.embedding.other_examples (or use --add-other-examples):")
+        print("\n".join(f"  -> {s.best}: {' '.join(s.text.split())[:100]}" for s in tuned.missed[:10]))
+    if tuned.margin is not None:
+        cv = tuned.cross_validation
+        print(f"\nhybrid margin {tuned.margin:g}: the embedding tier's own decisions right >= "
+              f"{_pct(args.precision)} of the time; cross-validated: it decides {_pct(cv.alone_share)} alone, "
+              f"{_pct(cv.alone_precision)} of them right")
+
+
+def _write_or_print(path: Path, values: dict[str, str | list[str]], write: bool, had_threshold: bool) -> None:
     if not write:
         print("\npaste into the policy (or run again with --write):\nrouter:\n  embedding:")
-        print("\n".join(f"    {key}: {value}" for key, value in values.items()))
+        for key, value in values.items():
+            print(f"    {key}: {value}" if isinstance(value, str) else
+                  f"    {key}:\n" + "\n".join(f"      - {json.dumps(v, ensure_ascii=False)}" for v in value))
         if had_threshold:
             print("    # and remove `threshold`: it fixes the line instead of calibrating it")
         return
@@ -342,7 +342,8 @@ def _write_or_print(path: Path, values: dict[str, str], write: bool, had_thresho
     partial = path.with_name(path.name + ".tune")
     partial.write_text(text, encoding="utf-8")
     partial.replace(path)  # atomic: a watcher never sees half a file
-    print(f"\nwrote {path}: " + ", ".join(f"router.embedding.{k}: {v}" for k, v in values.items()))
+    written = ", ".join(f"router.embedding.{k}: {v if isinstance(v, str) else f'{len(v)} items'}" for k, v in values.items())
+    print(f"\nwrote {path}: {written}")
 
 
 def _fraction(text: str) -> float:
@@ -440,18 +441,21 @@ def parser() -> argparse.ArgumentParser:
                             help="print the first N requests decided wrong (-1: all; 0: none)")
     evaluation.set_defaults(func=cmd_eval)
 
-    tune = sub.add_parser("tune", help="pick the embedding tier's strictness (and a hybrid's margin) "
+    tuning = sub.add_parser("tune", help="pick the embedding tier's strictness (and a hybrid's margin) "
                                        "for an `other` recall, cross-validated on a labelled dataset")
-    tune.add_argument("--policy", required=True)
-    tune.add_argument("--dataset", required=True, metavar="FILE.jsonl")
-    tune.add_argument("--other-recall", type=_fraction, default=0.85, metavar="R",
+    tuning.add_argument("--policy", required=True)
+    tuning.add_argument("--dataset", required=True, metavar="FILE.jsonl")
+    tuning.add_argument("--other-recall", type=_fraction, default=0.85, metavar="R",
                       help="the share of `other` requests to keep from the routes (default 0.85)")
-    tune.add_argument("--folds", type=_at_least_two, default=5, metavar="K", help="cross-validation folds")
-    tune.add_argument("--precision", type=_fraction, default=0.95, metavar="P",
+    tuning.add_argument("--folds", type=_at_least_two, default=5, metavar="K", help="cross-validation folds")
+    tuning.add_argument("--precision", type=_fraction, default=0.95, metavar="P",
                       help="hybrid: how often the embedding tier must be right to answer alone")
-    tune.add_argument("--write", action="store_true",
+    tuning.add_argument("--add-other-examples", action="store_true",
+                      help="also add the dataset's `other` requests to router.embedding.other_examples "
+                           "(cross-validated like the rest)")
+    tuning.add_argument("--write", action="store_true",
                       help="write the setting into the policy file (comments kept) instead of printing it")
-    tune.set_defaults(func=cmd_tune)
+    tuning.set_defaults(func=cmd_tune)
     return top
 
 

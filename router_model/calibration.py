@@ -37,12 +37,19 @@ def background_requests() -> tuple[str, ...]:
 
 
 def nearest_mean(similarities: npt.NDArray[np.float32], k: int) -> npt.NDArray[np.float32]:
-    """Per row, the mean of its k largest values (all of them when a row has fewer)."""
+    """Per row, the mean of its k largest values (all of them when a row has fewer; -inf values
+    count as absent, and a row with none is -inf)."""
     k = min(k, similarities.shape[1])
     if k == 0:
         return np.zeros(similarities.shape[0], dtype=np.float32)
     top = np.partition(similarities, similarities.shape[1] - k, axis=1)[:, -k:]
-    result: npt.NDArray[np.float32] = top.mean(axis=1).astype(np.float32)
+    present = np.isfinite(top)
+    if present.all():
+        mean: npt.NDArray[np.float32] = top.mean(axis=1).astype(np.float32)
+        return mean
+    counts = present.sum(axis=1)
+    sums = np.where(present, top, 0).sum(axis=1)
+    result: npt.NDArray[np.float32] = np.where(counts > 0, sums / np.maximum(counts, 1), -np.inf).astype(np.float32)
     return result
 
 
@@ -50,6 +57,12 @@ def evidence(score: Any, background: Any) -> Any:
     """How far a route's score clears the request's likeness to off-topic requests: the route
     wins (against the calibrated line) exactly when this is at least the cut."""
     return score - OTHER_WEIGHT * background
+
+
+def gated_evidence(best: Any, background: Any, examples: Any) -> Any:
+    """`evidence`, or -inf where the policy's `other` examples score above the best route (then
+    no cut lets the route win). Works on numbers and on arrays alike."""
+    return np.where(examples > best, -np.inf, evidence(best, background))
 
 
 def line(cut: float, background: float) -> float:

@@ -30,6 +30,7 @@ from router_model.calibration import (
     background_requests,
     cut_for,
     evidence,
+    gated_evidence,
     line,
     nearest_mean,
 )
@@ -97,11 +98,10 @@ class Scores:
     @property
     def evidence(self) -> float:
         """The highest calibrated cut at which the best route still wins this request (-inf when
-        an `other` example beats it; the route's score under a fixed threshold)."""
-        best = self.routes[0].score
-        if self.other.examples is not None and self.other.examples > best:
-            return float("-inf")
-        return best if self.other.background is None else float(evidence(best, self.other.background))
+        an `other` example beats it). Calibrated routers only."""
+        assert self.other.background is not None, "a fixed threshold has no cut"
+        examples = -np.inf if self.other.examples is None else self.other.examples
+        return float(gated_evidence(self.routes[0].score, self.other.background, examples))
 
     def confident(self, margin: float) -> bool:
         """Routed, and ahead of the next route by `margin` (the hybrid then answers alone)."""
@@ -172,7 +172,8 @@ class EmbeddingRouter:
         result: npt.NDArray[np.float32] = evidence(scores.max(axis=1), nearest_mean(others, BACKGROUND_NEIGHBOURS))
         return result
 
-    def _query_vectors(self, conversation: Sequence[Message]) -> Vectors | None:
+    def request_vectors(self, conversation: Sequence[Message]) -> Vectors | None:
+        """The request's pieces, encoded (blocking); None when there is no user text to go on."""
         pieces, context = query_texts(conversation)
         if not pieces or not self.names:
             return None
@@ -183,11 +184,15 @@ class EmbeddingRouter:
         normalized: Vectors = queries / np.linalg.norm(queries, axis=1, keepdims=True)
         return normalized
 
+    def examples_score(self, similarities: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+        """Rows of similarities to `other` examples -> their score, as a route's anchors score."""
+        return nearest_mean(similarities, self.neighbours)
+
     def _other(self, queries: Vectors) -> OtherScore:
         examples = nearest_example = None
         if self.other_texts:
             similarities = (queries @ self.other_anchors.T).max(axis=0)
-            examples = float(nearest_mean(similarities[None, :], self.neighbours)[0])
+            examples = float(self.examples_score(similarities[None, :])[0])
             nearest_example = self.other_texts[int(similarities.argmax())]
         floor = -1.0 if examples is None else examples
         if self.cut is None:
@@ -202,9 +207,10 @@ class EmbeddingRouter:
 
     def scores(self, conversation: Sequence[Message]) -> Scores | None:
         """Blocking: encode and compare. None when there is no user text to go on."""
-        queries = self._query_vectors(conversation)
-        if queries is None:
-            return None
+        queries = self.request_vectors(conversation)
+        return None if queries is None else self.scores_of(queries)
+
+    def scores_of(self, queries: Vectors) -> Scores:
         scores, best = self._route_scores((queries @ self.anchors.T).max(axis=0)[None, :])
         order = np.argsort(-scores[0], kind="stable")
         routes = tuple(RouteScore(self.names[i], float(scores[0, i]), self.anchor_texts[best[0, i]]) for i in order)

@@ -4,7 +4,9 @@ those to expect on new requests like the dataset's, not those of the data the se
 
 k-fold: the dataset is split into k folds, round robin within each expected route in dataset
 order; for each fold the setting is picked on the other k-1 and measured on it. The figures are
-those of all folds' held-out decisions together.
+those of all folds' held-out decisions together. With `--add-other-examples`, the dataset's
+`other` requests become `other` examples too, and in each fold only the training folds' are
+used (a request is never its own example), so that their gain is measured the same way.
 """
 
 from __future__ import annotations
@@ -16,13 +18,15 @@ import numpy as np
 import numpy.typing as npt
 
 from control_plane.routing.evaluation import Item
-from router_model.calibration import cut_for
+from router_model.calibration import cut_for, gated_evidence
 from router_model.conversation import select_conversation
-from router_model.embedding import EmbeddingRouter, Scores
+from router_model.embedding import EmbeddingRouter
 from router_model.router import NO_ROUTE
 
 STRICTNESS_GRID = np.round(np.arange(0.5, 1.0005, 0.001), 3)
 MARGIN_GRID = np.round(np.arange(0.0, 0.3001, 0.005), 3)
+Floats = npt.NDArray[np.float64]
+Mask = npt.NDArray[np.bool_]
 
 
 @dataclass(frozen=True)
@@ -30,29 +34,48 @@ class Scored:
     """One judged request as the embedding tier saw it."""
 
     expected: str
-    best: str
-    evidence: float  # routed to `best` exactly when the cut is at most this (Scores.evidence)
-    lead: float  # best route's score minus the runner-up route's
+    best: str  # the best route
+    score: float  # its score
+    background: float  # the request's likeness to off-topic requests
+    lead: float  # the best route's score minus the runner-up route's
+    decided: str  # what the router decided, as built (a route or `other`)
     text: str = ""
+    examples: float | None = None  # the policy's own `other` examples' score
+    candidates: tuple[float, ...] = ()  # similarity to each candidate `other` example
 
 
-def score_dataset(router: EmbeddingRouter, items: Sequence[Item]) -> list[list[Scored]]:
-    """Every judged turn of every item, scored by the router's embedding tier (blocking)."""
+def other_requests(items: Sequence[Item]) -> list[tuple[int, str]]:
+    """The judged turns expected to be `other`, as (item index, text the router matches)."""
+    found = []
+    for index, item in enumerate(items):
+        for turn, expected in zip(item.turns, item.expected):
+            conversation = select_conversation(item.messages[: turn + 1])
+            if expected == NO_ROUTE and conversation:
+                found.append((index, conversation[-1].content))
+    return found
+
+
+def score_dataset(router: EmbeddingRouter, items: Sequence[Item], candidates: Sequence[str] = ()) -> list[list[Scored]]:
+    """Every judged turn of every item, scored by the router (blocking), with its similarity to
+    each of `candidates`."""
+    candidate_vectors = router.encoder.encode(list(candidates))
     scored = []
     for item in items:
         turns = []
         for turn, expected in zip(item.turns, item.expected):
             conversation = select_conversation(item.messages[: turn + 1])
-            scores = router.scores(conversation)
-            if scores is not None:
-                turns.append(_scored(scores, expected, conversation[-1].content if conversation else ""))
+            vectors = router.request_vectors(conversation)
+            if vectors is None:
+                continue
+            scores = router.scores_of(vectors)
+            second = scores.routes[1].score if len(scores.routes) > 1 else -1.0
+            best = scores.routes[0]
+            turns.append(Scored(
+                expected, best.name, best.score, scores.other.background or 0.0, best.score - second,
+                scores.route or NO_ROUTE, conversation[-1].content, scores.other.examples,
+                tuple((vectors @ candidate_vectors.T).max(axis=0).tolist()) if candidates else ()))
         scored.append(turns)
     return scored
-
-
-def _scored(scores: Scores, expected: str, text: str) -> Scored:
-    second = scores.routes[1].score if len(scores.routes) > 1 else -1.0
-    return Scored(expected, scores.routes[0].name, scores.evidence, scores.routes[0].score - second, text)
 
 
 @dataclass(frozen=True)
@@ -63,34 +86,60 @@ class Figures:
     accuracy: float
 
 
-def _ratio(hits: npt.NDArray[np.bool_]) -> float | None:
+def _ratio(hits: Mask) -> float | None:
     return float(hits.mean()) if len(hits) else None
 
 
+def figures_of(right: Mask, is_other: Mask) -> Figures:
+    return Figures(len(right), _ratio(right[~is_other]), _ratio(right[is_other]),
+                   float(right.mean()) if len(right) else 0.0)
+
+
+@dataclass(frozen=True)
 class Arrays:
-    """A list of Scored as arrays, for deciding them all at many cuts at once."""
+    """Scored requests as arrays, to decide them all at many cuts at once."""
 
-    def __init__(self, scored: Sequence[Scored]) -> None:
-        self.is_other = np.array([s.expected == NO_ROUTE for s in scored], dtype=bool)
-        self.best_right = np.array([s.best == s.expected for s in scored], dtype=bool)
-        self.evidence = np.array([s.evidence for s in scored], dtype=np.float64)
-        self.lead = np.array([s.lead for s in scored], dtype=np.float64)
+    is_other: Mask
+    best_right: Mask  # the best route is the expected one
+    decided_right: Mask  # the router, as built, decided right
+    lead: Floats
+    evidence: Floats  # routed to the best route exactly when the cut is at most this
 
-    def right(self, cut: float) -> npt.NDArray[np.bool_]:
+    @classmethod
+    def of(cls, scored: Sequence[Scored], router: EmbeddingRouter | None = None,
+           allowed: Mask | None = None) -> Arrays:
+        """`allowed` (requests x candidates): which candidate `other` examples count for which
+        request; they are then scored as the policy's `other` examples, in their place."""
+        examples = np.array([-np.inf if s.examples is None else s.examples for s in scored], dtype=np.float64)
+        if allowed is not None and router is not None:
+            similarities = np.array([s.candidates for s in scored], dtype=np.float32).reshape(allowed.shape)
+            examples = router.examples_score(np.where(allowed, similarities, -np.inf).astype(np.float32)).astype(np.float64)
+        return cls(
+            np.array([s.expected == NO_ROUTE for s in scored], dtype=bool),
+            np.array([s.best == s.expected for s in scored], dtype=bool),
+            np.array([s.decided == s.expected for s in scored], dtype=bool),
+            np.array([s.lead for s in scored], dtype=np.float64),
+            np.asarray(gated_evidence(np.array([s.score for s in scored], dtype=np.float64),
+                                      np.array([s.background for s in scored], dtype=np.float64), examples),
+                       dtype=np.float64))
+
+    def subset(self, rows: Mask) -> Arrays:
+        return Arrays(self.is_other[rows], self.best_right[rows], self.decided_right[rows], self.lead[rows],
+                      self.evidence[rows])
+
+    def right(self, cut: float) -> Mask:
         routed = self.evidence >= cut
-        right: npt.NDArray[np.bool_] = np.where(self.is_other, ~routed, routed & self.best_right)
+        right: Mask = np.where(self.is_other, ~routed, routed & self.best_right)
         return right
 
     def figures(self, cut: float) -> Figures:
-        right = self.right(cut)
-        return Figures(len(right), _ratio(right[~self.is_other]), _ratio(right[self.is_other]),
-                       float(right.mean()) if len(right) else 0.0)
+        return figures_of(self.right(cut), self.is_other)
 
-    def other_recalls(self, cuts: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    def other_recalls(self, cuts: Floats) -> Floats:
         others = self.evidence[self.is_other]
         if not len(others):
             return np.ones(len(cuts))
-        recalls: npt.NDArray[np.float64] = (others[None, :] < cuts[:, None]).mean(axis=1)
+        recalls: Floats = (others[None, :] < cuts[:, None]).mean(axis=1)
         return recalls
 
 
@@ -125,6 +174,18 @@ def folds_of(items: Sequence[Sequence[Scored]], k: int) -> list[int]:
     return folds
 
 
+def allowed_examples(items: Sequence[Sequence[Scored]], owners: Sequence[int | None],
+                     usable: Sequence[bool]) -> Mask:
+    """Requests x candidates: a candidate counts for a request when it is `usable` (the policy's
+    own, or from a training fold) and is not that request's own text (`owners`: the item each
+    candidate came from, None for the policy's)."""
+    rows = []
+    for index, turns in enumerate(items):
+        row = [use and owner != index for owner, use in zip(owners, usable)]
+        rows += [row] * len(turns)
+    return np.array(rows, dtype=bool).reshape(len(rows), len(owners))
+
+
 @dataclass(frozen=True)
 class CrossValidation:
     held_out: Figures  # every fold's held-out decisions together
@@ -134,30 +195,59 @@ class CrossValidation:
 
 
 def cross_validate(items: Sequence[Sequence[Scored]], background_evidence: npt.NDArray[np.float32],
-                   target: float, k: int, precision: float | None = None) -> CrossValidation:
+                   target: float, k: int, precision: float | None = None, router: EmbeddingRouter | None = None,
+                   owners: Sequence[int | None] = ()) -> CrossValidation:
+    """`owners`: for each candidate `other` example (Scored.candidates), the item it came from,
+    or None for one the policy has; a candidate is used in the folds its item trains."""
     folds = folds_of(items, k)
     picked: list[float] = []
-    right: list[bool] = []
-    is_other: list[bool] = []
-    alone: list[bool] = []
-    alone_right: list[bool] = []
+    right: list[Mask] = []
+    is_other: list[Mask] = []
+    alone: list[Mask] = []
+    alone_right: list[Mask] = []
     for fold in range(k):
-        train = Arrays([s for turns, f in zip(items, folds) if f != fold for s in turns])
-        test = Arrays([s for turns, f in zip(items, folds) if f == fold for s in turns])
+        usable = [owner is None or folds[owner] != fold for owner in owners]
+        allowed = allowed_examples(items, owners, usable) if owners else None
+        train_rows = np.array([f != fold for f, turns in zip(folds, items) for _ in turns], dtype=bool)
+        everything = Arrays.of([s for turns in items for s in turns], router, allowed)
+        train, test = everything.subset(train_rows), everything.subset(~train_rows)
         strictness = pick_strictness(train, background_evidence, target)
         cut = cut_for(background_evidence, strictness)
         picked.append(strictness)
-        right += test.right(cut).tolist()
-        is_other += test.is_other.tolist()
+        right.append(test.right(cut))
+        is_other.append(test.is_other)
         if precision is not None:
             margin = pick_margin(train, cut, precision)
             decided = (test.evidence >= cut) & (test.lead >= margin)
-            alone += decided.tolist()
-            alone_right += test.best_right[decided].tolist()
-    hits, others = np.array(right, dtype=bool), np.array(is_other, dtype=bool)
-    figures = Figures(len(hits), _ratio(hits[~others]), _ratio(hits[others]),
-                      float(hits.mean()) if len(hits) else 0.0)
+            alone.append(decided)
+            alone_right.append(test.best_right[decided])
+    figures = figures_of(np.concatenate(right), np.concatenate(is_other))
     if precision is None:
         return CrossValidation(figures, tuple(picked))
-    return CrossValidation(figures, tuple(picked), _ratio(np.array(alone, dtype=bool)),
-                           _ratio(np.array(alone_right, dtype=bool)))
+    return CrossValidation(figures, tuple(picked), _ratio(np.concatenate(alone)), _ratio(np.concatenate(alone_right)))
+
+
+@dataclass(frozen=True)
+class Tuned:
+    strictness: float
+    cut: float
+    picked: Figures  # on all of the dataset, at that strictness (optimistic: picked there)
+    cross_validation: CrossValidation  # what to expect on new requests like these
+    missed: tuple[Scored, ...]  # `other` requests a route still takes at that strictness
+    margin: float | None = None  # hybrid
+
+
+def tune(router: EmbeddingRouter, items: Sequence[Sequence[Scored]], target: float, k: int,
+         precision: float | None = None, owners: Sequence[int | None] = ()) -> Tuned:
+    """The strictness (and, given `precision`, the hybrid margin) for `target` `other` recall,
+    picked on all of `items` after cross-validating the picking."""
+    evidence = router.background_evidence
+    result = cross_validate(items, evidence, target, k, precision, router, owners)
+    allowed = allowed_examples(items, owners, [True] * len(owners)) if owners else None
+    flat = [s for turns in items for s in turns]
+    everything = Arrays.of(flat, router, allowed)
+    strictness = pick_strictness(everything, evidence, target)
+    cut = cut_for(evidence, strictness)
+    missed = tuple(s for s, e in zip(flat, everything.evidence) if s.expected == NO_ROUTE and e >= cut)
+    margin = None if precision is None else pick_margin(everything, cut, precision)
+    return Tuned(strictness, cut, everything.figures(cut), result, missed, margin)
