@@ -79,12 +79,21 @@ def without_request_form(text: str) -> str:
     return current or text.strip()
 
 
+# A relative clause: what the thing asked for should do, not what is asked for.
+_CLAUSE = re.compile(r"\s(?:that|which|who|whose|where)\s", re.IGNORECASE)
+
+
 def request_pieces(text: str) -> list[str]:
     """What one request is matched by: the text; its instruction head, taken after the request
-    form (so that "Hi! Can you…" does not end the head at "Hi!"); and that head without its own
-    request form. Without duplicates."""
+    form (so that "Hi! Can you…" does not end the head at "Hi!"); that head without its own
+    request form; and that without a relative clause ("Write a Python function that returns the
+    median of a list" -> "Write a Python function"; its topic would otherwise be medians).
+    Without duplicates."""
     head = instruction_head(without_request_form(text)) or text.strip()
-    return list(dict.fromkeys(p for p in (text.strip(), head, without_request_form(head)) if p))
+    bare = without_request_form(head)
+    core = _CLAUSE.split(bare, maxsplit=1)[0].strip()
+    pieces = [text.strip(), head, bare] + ([core] if len(core.split()) > 1 else [])
+    return list(dict.fromkeys(p for p in pieces if p))
 
 
 def query_texts(conversation: Sequence[Message]) -> tuple[list[str], str | None]:

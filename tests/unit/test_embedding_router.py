@@ -81,7 +81,7 @@ async def test_routes_by_similarity_and_says_other_below_the_calibrated_line(rou
     travel = await router.decide(ask("I need a hotel in Rome for two nights"))
     unrelated = await router.decide(ask("what is the boiling point of water"))
     assert (code.route, code.tier, code.reason) == ("code", EMBEDDING, "matched")
-    assert code.runner_up == "other" and code.score is not None and code.runner_up_score is not None
+    assert code.runner_up in ("travel", "other") and code.score is not None and code.runner_up_score is not None
     assert code.score > code.runner_up_score
     assert travel.route == "travel"
     assert (unrelated.route, unrelated.reason, unrelated.failed) == (None, "other", False)
