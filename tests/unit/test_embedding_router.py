@@ -12,7 +12,7 @@ from router_model.calibration import background_requests
 from router_model.embedding import EmbeddingRouter, Gate
 from router_model.encoder import Encoder
 from router_model.hybrid import HybridRouter
-from router_model.phrasing import anchors_of, instruction_head, request_pieces, without_request_form
+from router_model.phrasing import TEXT_CHARS, anchors_of, instruction_head, request_pieces, without_request_form
 from router_model.prompt import Message
 from router_model.router import EMBEDDING, RouterOutcome, RouterQuery, RouteSpec
 from tests.support.scripted_router import ScriptedRouter
@@ -64,9 +64,13 @@ def test_request_pieces_are_text_instruction_head_and_head_without_form() -> Non
     assert instruction_head("Summarize this article: The council met on Tuesday.") == "Summarize this article"
     assert request_pieces("Hi! Can you summarize this article: The council met.") == [
         "Hi! Can you summarize this article: The council met.", "summarize this article"]
-    assert request_pieces("Traceback (most recent call last):\n  File x\nKeyError: 'a'\n\nhow do I fix this?") == [
-        "Traceback (most recent call last):\n  File x\nKeyError: 'a'\n\nhow do I fix this?",
-        "Traceback (most recent call last)"]
+    # A paste, then the question: the question asks; the paste's first line says what about.
+    assert request_pieces("Traceback (most recent call last):\n  File x\nKeyError: 'a'\n\nwhat does this mean?") == [
+        "what does this mean?", "what does this mean", "Traceback (most recent call last)"]
+    # The question, then the paste: the text's start, the head, without its form, without its clause.
+    assert request_pieces("Can you fix the function that crashes?\n\n" + "def f(x):\n    return x[0] + 1\n" * 30) == [
+        ("Can you fix the function that crashes?\n\n" + "def f(x):\n    return x[0] + 1\n" * 30)[:TEXT_CHARS],
+        "fix the function that crashes", "fix the function"]
 
 
 def test_encoder_vectors_are_unit_length_and_batch_independent(encoder: Encoder) -> None:
