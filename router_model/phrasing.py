@@ -79,8 +79,6 @@ def without_request_form(text: str) -> str:
     return current or text.strip()
 
 
-# A relative clause: what the thing asked for should do, not what is asked for.
-_CLAUSE = re.compile(r"\s(?:that|which|who|whose|where)\s", re.IGNORECASE)
 
 
 _PARAGRAPHS = re.compile(r"\n\s*\n")
@@ -103,15 +101,11 @@ def request_text(text: str) -> tuple[str, str | None]:
 def request_pieces(text: str) -> list[str]:
     """What one request is matched by, from the part that asks (request_text): its start; its
     instruction head, taken after the request form (so that "Hi! Can you…" does not end the head
-    at "Hi!"); that head without its own request form; and that without a relative clause
-    ("Write a Python function that returns the median of a list" -> "Write a Python function";
-    its topic would otherwise be medians). Then the head of a paste before it. Without
-    duplicates."""
+    at "Hi!"); that head without its own request form; then the head of a paste before it.
+    Without duplicates."""
     asking, pasted = request_text(text)
     head = instruction_head(without_request_form(asking)) or asking
-    bare = without_request_form(head)
-    core = _CLAUSE.split(bare, maxsplit=1)[0].strip()
-    pieces = [asking[:TEXT_CHARS], head, bare, core if len(core.split()) > 1 else "", pasted or ""]
+    pieces = [asking[:TEXT_CHARS], head, without_request_form(head), pasted or ""]
     return list(dict.fromkeys(p for p in pieces if p))
 
 

@@ -67,10 +67,10 @@ def test_request_pieces_are_text_instruction_head_and_head_without_form() -> Non
     # A paste, then the question: the question asks; the paste's first line says what about.
     assert request_pieces("Traceback (most recent call last):\n  File x\nKeyError: 'a'\n\nwhat does this mean?") == [
         "what does this mean?", "what does this mean", "Traceback (most recent call last)"]
-    # The question, then the paste: the text's start, the head, without its form, without its clause.
+    # The question, then the paste: the text's start, the head without its form.
     assert request_pieces("Can you fix the function that crashes?\n\n" + "def f(x):\n    return x[0] + 1\n" * 30) == [
         ("Can you fix the function that crashes?\n\n" + "def f(x):\n    return x[0] + 1\n" * 30)[:TEXT_CHARS],
-        "fix the function that crashes", "fix the function"]
+        "fix the function that crashes"]
 
 
 def test_encoder_vectors_are_unit_length_and_batch_independent(encoder: Encoder) -> None:
