@@ -308,6 +308,10 @@ def _print_tuning(args: argparse.Namespace, policy: Policy, router: EmbeddingRou
           f"{held_out.decisions} decisions, {int(as_written.is_other.sum())} of them `other`")
     print(f"target: other recall >= {_pct(args.other_recall)}"
           + (f"; the dataset's {added} `other` requests added as other examples" if added else "") + "\n")
+    if added:
+        print("caution: added examples catch requests like themselves; cross-validation within one dataset "
+              "cannot show how `other` requests unlike all of them fare: check on a set collected apart "
+              "(switchyard eval)\n")
     print(f"{args.folds}-fold cross-validation (picked on {args.folds - 1} folds, measured on the rest):")
     print(f"  in-scope {_pct(held_out.in_scope)}   other recall {_pct(held_out.other_recall)}   "
           f"accuracy {_pct(held_out.accuracy)}   <- expect these on new requests like these")
