@@ -10,9 +10,13 @@ For each variant, on CLINC150:
   `other` queries (dev's 100 and train's 100) through: how well the scores separate, whatever
   the line;
 - default: in-scope on dev, `other` recall on dev's and on train's `other` queries, with the line
-  calibrated at strictness 0.9 against the background set (nothing fit on CLINC);
+  calibrated at strictness 0.88 against the background set (nothing fit on CLINC);
 - tuned CV: 5-fold cross-validation on dev, the line picked on 4 folds for 90 % `other` recall
   (as `switchyard tune --other-recall 0.9` does), measured on the 5th.
+And the accuracy at default of requests reshaped (`forms`): CLINC dev queries (descriptions
+policy) and the quickstart set wrapped in request forms ("could you please …, any ideas?"), the
+quickstart set after a long unrelated paste and before one, and its bug reports pasted before a
+short question ("<error>\n\nwhy?").
 `--train` adds the kept scoring's default on the train split (15,000 in-scope queries never used
 to choose anything; minus the examples' own queries for examples-30).
 The variants re-score cached vectors with numpy; the kept one is checked against the real
@@ -36,6 +40,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from router_model.calibration import (  # noqa: E402
+    DEFAULT_STRICTNESS,
     OTHER_WEIGHT,
     background_requests,
     cut_for,
@@ -88,7 +93,7 @@ class Variant:
     pieces: Callable[[str], list[str]] = request_pieces
     neighbours: int = 2  # a route's score: the mean of its best anchors
     examples_share: float | None = 0.7  # None: description and examples anchors pooled
-    other_weight: float = 0.75  # how much likeness to off-topic requests raises the line
+    other_weight: float = 0.5  # how much likeness to off-topic requests raises the line
 
 
 KEPT = Variant("kept: all of the below")
@@ -96,16 +101,17 @@ VARIANTS = [
     Variant("before: best anchor, plain anchors, text+head", plain_anchors, plain_pieces, 1, None, 0.0),
     Variant("+ mean of 2 best anchors", plain_anchors, plain_pieces, 2, None, 0.0),
     Variant("+ and/or parts, phrase (head) anchors", anchors_of, plain_pieces, 2, None, 0.0),
-    Variant("+ off-topic likeness x 0.75", anchors_of, plain_pieces, 2, None, 0.75),
-    Variant("+ 0.3 description / 0.7 examples", anchors_of, plain_pieces, 2, 0.7, 0.75),
-    Variant("+ request form off the head", anchors_of, form_pieces, 2, 0.7, 0.75),
+    Variant("+ off-topic likeness x 0.5", anchors_of, plain_pieces, 2, None, 0.5),
+    Variant("+ 0.3 description / 0.7 examples", anchors_of, plain_pieces, 2, 0.7, 0.5),
+    Variant("+ request form off the head", anchors_of, form_pieces, 2, 0.7, 0.5),
     KEPT,  # + a question after a paste asks; the text's first 320 characters only
     replace(KEPT, name="dropped: off-topic likeness x 1.0", other_weight=1.0),
-    replace(KEPT, name="dropped: off-topic likeness x 0.5", other_weight=0.5),
+    replace(KEPT, name="dropped: off-topic likeness x 0.75", other_weight=0.75),
+    replace(KEPT, name="dropped: off-topic likeness x 0.25", other_weight=0.25),
     replace(KEPT, name="dropped: mean of 3 best anchors", neighbours=3),
     replace(KEPT, name="dropped: best anchor only", neighbours=1),
     replace(KEPT, name="dropped: anchors pooled (no mix)", examples_share=None),
-    Variant("dropped: + the head without its relative clause", anchors_of, clause_pieces, 2, 0.7, 0.75),
+    Variant("dropped: + the head without its relative clause", anchors_of, clause_pieces, 2, 0.7, 0.5),
 ]
 
 
@@ -225,6 +231,34 @@ def cross_validated(j: Judged, background_evidence: np.ndarray, target: float = 
     return float(right[j.in_scope].mean()), float(right[~j.in_scope].mean())
 
 
+PREFIXES = ["can you ", "could you please ", "I need to know ", "I'd like to know ", "hey, ", "please ",
+            "do you know ", "hi! can you tell me ", "I was wondering if you could tell me ", "help me "]
+SUFFIXES = ["", "", " please", " thanks", ", any ideas?", " for me"]
+ARTICLE = ("The city council met on Tuesday evening to discuss the new budget. After three hours of debate, "
+           "members agreed to increase funding for parks and libraries and to cut road repairs by ten percent. "
+           "Residents who spoke were mostly in favour of the parks. The final vote is expected next month. ") * 3
+CODE = ("def load(path):\n    with open(path) as f:\n        data = json.load(f)\n    return [Item(**row) for row in "
+        "data['rows'] if row.get('active')]\n\nclass Item:\n    def __init__(self, id, name, price):\n"
+        "        self.id, self.name, self.price = id, name, price\n") * 2
+QUESTIONS = ["why?", "what does this mean?", "any idea?", "help please", "what's going on here?"]
+
+
+def reshaped(texts: Sequence[str], labels: Sequence[str]) -> dict[str, tuple[list[str], list[str]]]:
+    """The quickstart set in other shapes (deterministic)."""
+    wrapped = in_forms([t[0].lower() + t[1:] for t in texts])
+    unrelated = [CODE if label == "summarization" else ARTICLE for label in labels]
+    bugs = [(f"{t}\n\n{QUESTIONS[i % 5]}", label) for i, (t, label) in enumerate(zip(texts, labels)) if label == "bug_fixing"]
+    return {"forms": (wrapped, list(labels)),
+            "paste before": ([f"{u}\n\n{t}" for u, t in zip(unrelated, texts)], list(labels)),
+            "paste after": ([f"{t}\n\n{CODE if label in ('code_generation', 'bug_fixing') else ARTICLE}"
+                             for t, label in zip(texts, labels)], list(labels)),
+            "error, then why?": ([t for t, _ in bugs], [label for _, label in bugs])}
+
+
+def in_forms(texts: Sequence[str]) -> list[str]:
+    return [PREFIXES[i % 10] + t + SUFFIXES[i % 6] for i, t in enumerate(texts)]
+
+
 def read(path: Path) -> tuple[list[str], list[str]]:
     items = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     return [i["messages"][-1]["content"] for i in items], [i["route"] for i in items]
@@ -275,7 +309,7 @@ def main() -> None:
                 check_against_router(scoring, routes, dev_texts[::97] + train_other[::9], encoder)
             dev = judge(scoring, dev_texts, dev_labels)
             extra = judge(scoring, train_other, [NO_ROUTE] * len(train_other))
-            cut = cut_for(scoring.background_evidence, 0.9)
+            cut = cut_for(scoring.background_evidence, DEFAULT_STRICTNESS)
             sep = separation(dev, np.concatenate([dev.evidence[~dev.in_scope], extra.evidence]))
             decided = dev.decide(cut)
             cv = cross_validated(dev, scoring.background_evidence)
@@ -283,12 +317,16 @@ def main() -> None:
                          f"{pct(np.mean(decided[~dev.in_scope] == NO_ROUTE)).strip()}/{pct(np.mean(extra.decide(cut) == NO_ROUTE)).strip()} | "
                          f"{pct(cv[0]).strip()}/{pct(cv[1]).strip()}")
         own = []
-        for routes, others, (texts, labels) in ((quick_routes, quick_others, quick), (short_routes, [], short)):
-            scoring = Scoring(variant, routes, vectors, others)
+        quick_scoring = Scoring(variant, quick_routes, vectors, quick_others)
+        sets = [(quick_scoring, quick), (Scoring(variant, short_routes, vectors), short),
+                (Scoring(variant, described, vectors), (in_forms(dev_texts), dev_labels)),
+                *[(quick_scoring, shaped) for shaped in reshaped(*quick).values()]]
+        for scoring, (texts, labels) in sets:
             j = judge(scoring, texts, labels)
-            own.append(pct(np.mean(j.decide(cut_for(scoring.background_evidence, 0.9)) == j.expected)).strip())
-        print(f"{variant.name}\n  descriptions: {cells[0]}\n  examples-30:  {cells[1]}\n  quickstart {own[0]}, short {own[1]}",
-              flush=True)
+            own.append(pct(np.mean(j.decide(cut_for(scoring.background_evidence, DEFAULT_STRICTNESS)) == j.expected)).strip())
+        print(f"{variant.name}\n  descriptions: {cells[0]}\n  examples-30:  {cells[1]}\n  quickstart {own[0]}, short {own[1]}"
+              f"\n  reshaped: forms CLINC descriptions {own[2]}, quickstart {own[3]}; quickstart paste before "
+              f"{own[4]}, after {own[5]}; error, then why? {own[6]}", flush=True)
     if args.train:
         in_scope = [(t, label) for t, label in zip(train_texts, train_labels) if label != NO_ROUTE]
         for name, routes in (("descriptions", described), ("examples-30", with_examples)):
@@ -297,7 +335,7 @@ def main() -> None:
             labels = [label for t, label in in_scope if t not in used]
             scoring = Scoring(KEPT, routes, vectors)
             j = judge(scoring, texts, labels)
-            decided = j.decide(cut_for(scoring.background_evidence, 0.9))
+            decided = j.decide(cut_for(scoring.background_evidence, DEFAULT_STRICTNESS))
             print(f"train split, {name}, default: in-scope {pct(np.mean(decided == j.expected)).strip()} % of {len(texts)}")
 
 

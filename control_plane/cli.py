@@ -123,7 +123,9 @@ def cmd_check(args: argparse.Namespace) -> int:
         print(f"{policy.source}: ok (policy '{name}', router {policy.router.kind}, "
               f"{len(policy.routes)} routes, {examples} examples, "
               f"stickiness {policy.decisions.stickiness}, version {policy.version})")
-        print(f"  {_embedding_line(policy)}")
+        embedding = _embedding_line(policy)
+        if embedding:
+            print(f"  {embedding}")
         for model in policy.models.values():
             if model.has_fallbacks:
                 line = " -> ".join((model.name, *model.chain))
@@ -146,12 +148,12 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def _embedding_line(policy: Policy) -> str:
-    """How the embedding tier decides `other` for this policy, if it is used."""
+    """How the embedding tier decides `other` for this policy ("" when it has none)."""
     router = policy.router
     count = len(router.other_examples)
     if not router.uses_embedding:
-        ignored = f"; warning: its {count} other examples are ignored" if count else ""
-        return f"embedding: not used by router kind {router.kind}{ignored}"
+        return f"warning: router kind {router.kind} has no embedding tier: its {count} other examples are ignored" \
+            if count else ""
     others = f", {count} other examples" if count else ""
     if router.threshold is not None:
         return f"embedding: fixed threshold {router.threshold:g}{others}"

@@ -21,9 +21,9 @@ import numpy.typing as npt
 BACKGROUND_FILE = Path(__file__).parent / "data" / "background.txt"
 
 # Share of the background requests that a policy's routes must leave to `other`.
-DEFAULT_STRICTNESS = 0.9
+DEFAULT_STRICTNESS = 0.88
 # How much a request's likeness to off-topic requests raises the score a route needs.
-OTHER_WEIGHT = 0.75
+OTHER_WEIGHT = 0.5
 # The background score of a request: the mean similarity of its nearest off-topic requests
 # (several, so that one odd background request on a route's topic cannot veto that route).
 BACKGROUND_NEIGHBOURS = 3

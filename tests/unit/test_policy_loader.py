@@ -145,7 +145,7 @@ def test_embedding_is_calibrated_unless_a_threshold_is_set_and_takes_other_examp
     text = edit("  endpoint: http://127.0.0.1:8000/v1\n  model: Arch-Router\n",
                 "  kind: embedding\n  embedding:\n    other_examples: [tell me a joke, what is a monad]\n")
     policy = parse_policy(text, "e.yaml", "e")
-    assert policy.router.threshold is None and policy.router.strictness == 0.9
+    assert policy.router.threshold is None and policy.router.strictness == 0.88
     assert policy.router.other_examples == ("tell me a joke", "what is a monad")
     stricter = parse_policy(text.replace("  embedding:\n", "  embedding:\n    strictness: 0.97\n"), "e.yaml", "e")
     assert stricter.router.strictness == 0.97 and stricter.router.threshold is None

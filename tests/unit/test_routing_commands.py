@@ -46,6 +46,12 @@ REQUESTS = [
 ]
 
 
+@pytest.fixture(autouse=True)
+def keep_logging_as_it_is(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`main` would point structlog at this test's captured stderr, closed after it."""
+    monkeypatch.setattr("control_plane.cli.configure_logging", lambda level: None)
+
+
 def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
     code = main(["--log-level", "warning", *args])
     return code, capsys.readouterr().out
@@ -64,20 +70,26 @@ def test_check_says_how_other_is_decided(capsys: pytest.CaptureFixture[str], sma
     code, out = run(capsys, "check", str(QUICKSTART), str(small[0]))
     assert code == 0
     others = len(load_policy_file(QUICKSTART).router.other_examples)
-    assert f"  embedding: calibrated (strictness 0.9), {others} other examples\n" in out
+    assert f"  embedding: calibrated (strictness 0.88), {others} other examples\n" in out
     assert "  embedding: fixed threshold 0.3\n" in out
+    arch_router = small[0].with_name("arch.yaml")
+    arch_router.write_text(SMALL.replace("  kind: embedding                        # in-process\n",
+                                         "  endpoint: http://127.0.0.1:1/v1\n  model: Arch-Router\n").replace(
+        "    threshold: 0.3                       # the old way: one cosine for every route\n", "    other_examples: [hi]\n"))
+    code, out = run(capsys, "check", str(arch_router))
+    assert code == 0 and "  warning: router kind arch-router has no embedding tier: its 1 other examples are ignored\n" in out
 
 
 def test_route_explain_prints_every_score_and_the_line(capsys: pytest.CaptureFixture[str]) -> None:
     code, out = run(capsys, "route", "--policy", str(QUICKSTART), "--explain",
                     "Can you write a Python function that parses ISO dates?")
     assert code == 0
-    assert "route:    code_generation" in out and "scores (calibrated: strictness 0.9 of " in out
+    assert "route:    code_generation" in out and "scores (calibrated: strictness 0.88 of " in out
     rows = {m.group(1): float(m.group(2)) for m in re.finditer(r"^  (\w+) +(-?\d\.\d{3})  ", out, re.MULTILINE)}
     assert set(rows) == {"code_generation", "bug_fixing", "summarization", "other"}
     assert rows["code_generation"] == max(rows.values())
     assert re.search(r'^  code_generation +\d\.\d{3}  best anchor ".+"$', out, re.MULTILINE)
-    assert re.search(r"^  other +\d\.\d{3}  = cut -?\d\.\d{3} \+ 0\.75 x off-topic likeness", out, re.MULTILINE)
+    assert re.search(r"^  other +\d\.\d{3}  = cut -?\d\.\d{3} \+ 0\.5 x off-topic likeness", out, re.MULTILINE)
     assert re.search(r"^decision: code_generation \(\d\.\d{3}\), \d\.\d{3} ahead of \w+", out, re.MULTILINE)
 
 
