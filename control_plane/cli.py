@@ -48,7 +48,6 @@ from router_model.conversation import select_conversation
 from router_model.embedding import EmbeddingRouter
 from router_model.explanation import explain, gate_in_force
 from router_model.kinds import HYBRID, KINDS, RouterFactory, embedding_tier
-from router_model.router import NO_ROUTE
 from router_model.serving import ROUTER_MODEL_NAME, RouterServing
 from router_model.standin import QUICKSTART_MODEL_NAMES, STANDIN_MODEL_NAME, ensure_standin_model
 
@@ -288,8 +287,10 @@ def cmd_tune(args: argparse.Namespace) -> int:
     existing = list(policy.router.other_examples)
     added = [(i, t) for i, t in other_requests(items) if t not in existing] if args.add_other_examples else []
     added = list({t: (i, t) for i, t in added}.values())  # one example per text
-    owners: list[int | None] = [None] * len(existing) + [i for i, _ in added] if added else []
-    router, scored, as_written = _scored_for_tuning(policy, items, existing + [t for _, t in added] if added else [])
+    # Candidate `other` examples, with the item each came from (None: already in the policy).
+    owners: list[int | None] = ([None] * len(existing) + [i for i, _ in added]) if added else []
+    candidates = (existing + [t for _, t in added]) if added else []
+    router, scored, as_written = _scored_for_tuning(policy, items, candidates)
     hybrid = policy.router.kind == HYBRID
     tuned = tune(router, scored, args.other_recall, args.folds, args.precision if hybrid else None, owners)
     _print_tuning(args, policy, router, tuned, as_written, len(added))
@@ -452,15 +453,15 @@ def parser() -> argparse.ArgumentParser:
     tuning.add_argument("--policy", required=True)
     tuning.add_argument("--dataset", required=True, metavar="FILE.jsonl")
     tuning.add_argument("--other-recall", type=_fraction, default=0.85, metavar="R",
-                      help="the share of `other` requests to keep from the routes (default 0.85)")
+                        help="the share of `other` requests to keep from the routes (default 0.85)")
     tuning.add_argument("--folds", type=_at_least_two, default=5, metavar="K", help="cross-validation folds")
     tuning.add_argument("--precision", type=_fraction, default=0.95, metavar="P",
-                      help="hybrid: how often the embedding tier must be right to answer alone")
+                        help="hybrid: how often the embedding tier must be right to answer alone")
     tuning.add_argument("--add-other-examples", action="store_true",
-                      help="also add the dataset's `other` requests to router.embedding.other_examples "
-                           "(cross-validated like the rest)")
+                        help="also add the dataset's `other` requests to router.embedding.other_examples "
+                             "(cross-validated like the rest)")
     tuning.add_argument("--write", action="store_true",
-                      help="write the setting into the policy file (comments kept) instead of printing it")
+                        help="write the setting into the policy file (comments kept) instead of printing it")
     tuning.set_defaults(func=cmd_tune)
     return top
 

@@ -24,7 +24,7 @@ import pytest
 
 from control_plane.policy.edits import set_router_embedding
 from control_plane.routing.evaluation import Item
-from control_plane.routing.tuning import Arrays, cross_validate, pick_strictness, score_dataset
+from control_plane.routing.tuning import Arrays, cross_validate, pick_margin, pick_strictness, score_dataset
 from router_model.embedding import EmbeddingRouter, Gate
 from router_model.encoder import Vectors
 from router_model.explanation import explain
@@ -201,6 +201,16 @@ def test_tune_adds_the_datasets_other_requests_as_examples_only_from_training_fo
     result = cross_validate(scored, calibrated.background_evidence, target=1.0, k=2, router=calibrated, owners=owners)
     assert result.strictness_per_fold == (0.724, 0.5)
     assert result.held_out.in_scope == pytest.approx(1 / 4) and result.held_out.other_recall == 1.0
+
+
+def test_hybrid_margin_is_the_least_lead_at_which_the_tier_alone_is_precise_enough() -> None:
+    """At cut 0.2 all but x6 are routed; right: x1 x2 x3 (leads 0.5 0.3 0.4), wrong: x4 x5 x7
+    (0.26 0.31 0.5). Precision 0.6 first holds on the first grid step past x4's lead (0.26, or
+    0.265: the scores are float32; 3 of 5 right); 0.9 never does before nothing is left (0.505)."""
+    everything = Arrays.of([s for turns in score_dataset(router(), dataset()) for s in turns])
+    assert pick_margin(everything, 0.2, 0.6) in (0.26, 0.265)
+    assert pick_margin(everything, 0.2, 0.5) == 0.0
+    assert pick_margin(everything, 0.2, 0.9) == 0.505
 
 
 POLICY = """\
