@@ -6,7 +6,9 @@ k-fold: the dataset is split into k folds, round robin within each expected rout
 order; for each fold the setting is picked on the other k-1 and measured on it. The figures are
 those of all folds' held-out decisions together. With `--add-other-examples`, the dataset's
 `other` requests become `other` examples too, and in each fold only the training folds' are
-used (a request is never its own example), so that their gain is measured the same way.
+used (a request is never its own example), so that their gain is measured the same way. That
+measures requests like the dataset's own: on CLINC150, `other` queries written apart (the train
+split) were caught less often than cross-validation on dev promised (83 % instead of 92 %).
 """
 
 from __future__ import annotations
