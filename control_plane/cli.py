@@ -1,4 +1,4 @@
-"""The `switchyard` command: up, check, prompt, route (see README.md)."""
+"""The `switchyard` command: up, check, prompt, route, eval, tune (see README.md)."""
 
 from __future__ import annotations
 
@@ -24,23 +24,30 @@ from control_plane.policy.loader import (
     load_apps_file,
     load_policies,
     load_policy_file,
+    parse_policy,
     policy_files,
 )
 from control_plane.policy.model import Policy, Provider
 from control_plane.routing.router_pool import RouterPool
 from control_plane.routing.choice import choose_model
+from control_plane.policy.edits import set_router_embedding
 from control_plane.routing.evaluation import (
     DatasetError,
+    Item,
     evaluate,
+    format_misses,
     format_report,
     load_dataset,
     stderr_progress,
 )
+from control_plane.routing.tuning import Arrays, Scored, Tuned, figures_of, other_requests, score_dataset, tune
 from control_plane.sidecar import HostPort, SidecarOptions, run
 from control_plane.workers.pool import available_cpus, default_count
 from router_model.client import PreparedRoutes, build_request
 from router_model.conversation import select_conversation
-from router_model.kinds import KINDS
+from router_model.embedding import EmbeddingRouter
+from router_model.explanation import explain, gate_in_force
+from router_model.kinds import HYBRID, KINDS, RouterFactory, embedding_tier
 from router_model.serving import ROUTER_MODEL_NAME, RouterServing
 from router_model.standin import QUICKSTART_MODEL_NAMES, STANDIN_MODEL_NAME, ensure_standin_model
 
@@ -115,6 +122,9 @@ def cmd_check(args: argparse.Namespace) -> int:
         print(f"{policy.source}: ok (policy '{name}', router {policy.router.kind}, "
               f"{len(policy.routes)} routes, {examples} examples, "
               f"stickiness {policy.decisions.stickiness}, version {policy.version})")
+        embedding = _embedding_line(policy)
+        if embedding:
+            print(f"  {embedding}")
         for model in policy.models.values():
             if model.has_fallbacks:
                 line = " -> ".join((model.name, *model.chain))
@@ -137,6 +147,19 @@ def cmd_check(args: argparse.Namespace) -> int:
     for registry in apps:
         print(f"{registry.source}: ok ({len(registry.names)} apps: {', '.join(registry.names)})")
     return 0
+
+
+def _embedding_line(policy: Policy) -> str:
+    """How the embedding tier decides `other` for this policy ("" when it has none)."""
+    router = policy.router
+    count = len(router.other_examples)
+    if not router.uses_embedding:
+        return f"warning: router kind {router.kind} has no embedding tier: its {count} other examples are ignored" \
+            if count else ""
+    others = f", {count} other examples" if count else ""
+    if router.threshold is not None:
+        return f"embedding: fixed threshold {router.threshold:g}{others}"
+    return f"embedding: calibrated (strictness {router.strictness:g}){others}"
 
 
 def cmd_app_key(args: argparse.Namespace) -> int:
@@ -177,7 +200,7 @@ def _policy(args: argparse.Namespace) -> Policy:
     return dataclasses.replace(policy, router=router)
 
 
-async def _route(policy: Policy, messages: list[Any]) -> int:
+async def _route(policy: Policy, messages: list[Any], explained: bool) -> int:
     pool = RouterPool()
     try:
         router = pool.router_for(policy)
@@ -187,11 +210,22 @@ async def _route(policy: Policy, messages: list[Any]) -> int:
     ms = "-" if decision.router_ms is None else f"{decision.router_ms:.1f} ms"
     print(f"route:    {decision.route}\nmodel:    {model.name} ({model.provider.name}: "
           f"{model.upstream_model})\ndecision: {decision.kind}\ntime:     {ms}")
+    if explained:
+        tier = embedding_tier(router)
+        scores = tier.scores(select_conversation(messages)) if tier is not None else None
+        if tier is None:
+            print(f"\nno scores: router kind {policy.router.kind} does not score routes (Arch-Router "
+                  "answers with a name); --router embedding shows the embedding tier's view")
+        elif scores is None:
+            print("\nno scores: no user text to route")
+        else:
+            margin = policy.router.margin if policy.router.kind == HYBRID else None
+            print("", *explain(tier, scores, margin), sep="\n")
     return 0
 
 
 def cmd_route(args: argparse.Namespace) -> int:
-    return asyncio.run(_route(_policy(args), _conversation(args)))
+    return asyncio.run(_route(_policy(args), _conversation(args), args.explain))
 
 
 async def _eval(args: argparse.Namespace) -> int:
@@ -213,6 +247,9 @@ async def _eval(args: argparse.Namespace) -> int:
     else:
         title = f"policy {policy.name} (router {policy.router.kind}) on {args.dataset}"
         print(format_report(metrics, title))
+        misses = format_misses(metrics["misses"], args.misses)
+        if misses:
+            print("", misses, sep="\n")
     return 0
 
 
@@ -220,10 +257,123 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return asyncio.run(_eval(args))
 
 
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value * 100:.1f} %"
+
+
+def _scored_for_tuning(policy: Policy, items: list[Item], candidates: list[str]) -> tuple[EmbeddingRouter, list[list[Scored]], Arrays]:
+    """The dataset scored by the policy's embedding tier made calibrated (what tune sets), and
+    the decisions of the policy as written."""
+    factory = RouterFactory()
+    try:
+        router = factory.embedding(dataclasses.replace(policy.router, threshold=None), policy.route_specs)
+        scored = score_dataset(router, items, candidates)
+        written = scored
+        if policy.router.threshold is not None:
+            written = score_dataset(factory.embedding(policy.router, policy.route_specs), items)
+        return router, scored, Arrays.of([s for turns in written for s in turns])
+    finally:
+        asyncio.run(factory.close())
+
+
+def cmd_tune(args: argparse.Namespace) -> int:
+    policy = load_policy_file(Path(args.policy))
+    if not policy.router.uses_embedding:
+        print(f"switchyard tune: router kind {policy.router.kind} has no embedding tier to tune "
+              "(kinds embedding and hybrid have)", file=sys.stderr)
+        return 1
+    try:
+        items = load_dataset(Path(args.dataset))
+    except (DatasetError, OSError) as exc:
+        print(f"switchyard tune: {exc}", file=sys.stderr)
+        return 1
+    existing = list(policy.router.other_examples)
+    added = [(i, t) for i, t in other_requests(items) if t not in existing] if args.add_other_examples else []
+    added = list({t: (i, t) for i, t in added}.values())  # one example per text
+    # Candidate `other` examples, with the item each came from (None: already in the policy).
+    owners: list[int | None] = ([None] * len(existing) + [i for i, _ in added]) if added else []
+    candidates = (existing + [t for _, t in added]) if added else []
+    router, scored, as_written = _scored_for_tuning(policy, items, candidates)
+    hybrid = policy.router.kind == HYBRID
+    tuned = tune(router, scored, args.other_recall, args.folds, args.precision if hybrid else None, owners)
+    _print_tuning(args, policy, router, tuned, as_written, len(added))
+    values: dict[str, str | list[str]] = {"strictness": f"{tuned.strictness:.3f}"}
+    if tuned.margin is not None:
+        values["margin"] = f"{tuned.margin:g}"
+    if added:
+        values["other_examples"] = existing + [t for _, t in added]
+    _write_or_print(Path(args.policy), values, args.write, policy.router.threshold is not None)
+    return 0
+
+
+def _print_tuning(args: argparse.Namespace, policy: Policy, router: EmbeddingRouter, tuned: Tuned,
+                  as_written: Arrays, added: int) -> None:
+    held_out, picked = tuned.cross_validation.held_out, tuned.picked
+    print(f"policy {policy.name} (router {policy.router.kind}, {len(policy.routes)} routes, "
+          f"{len(policy.router.other_examples)} other examples) on {args.dataset}: "
+          f"{held_out.decisions} decisions, {int(as_written.is_other.sum())} of them `other`")
+    print(f"target: other recall >= {_pct(args.other_recall)}"
+          + (f"; the dataset's {added} `other` requests added as other examples" if added else "") + "\n")
+    if added:
+        print("caution: added examples catch requests like themselves; cross-validation within one dataset "
+              "cannot show how `other` requests unlike all of them fare: check on a set collected apart "
+              "(switchyard eval)\n")
+    print(f"{args.folds}-fold cross-validation (picked on {args.folds - 1} folds, measured on the rest):")
+    print(f"  in-scope {_pct(held_out.in_scope)}   other recall {_pct(held_out.other_recall)}   "
+          f"accuracy {_pct(held_out.accuracy)}   <- expect these on new requests like these")
+    print(f"  strictness per fold: {' '.join(f'{s:.3f}' for s in tuned.cross_validation.strictness_per_fold)}")
+    print(f"picked on all {picked.decisions}: strictness {tuned.strictness:.3f} (cut {tuned.cut:.3f}): in-scope "
+          f"{_pct(picked.in_scope)}, other recall {_pct(picked.other_recall)} (on the data it was picked on)")
+    now = figures_of(as_written.decided_right, as_written.is_other)
+    gate = f"fixed threshold {policy.router.threshold:g}" if policy.router.threshold is not None else gate_in_force(router)
+    print(f"as written ({gate}): in-scope {_pct(now.in_scope)}, other recall {_pct(now.other_recall)}")
+    if picked.other_recall is not None and picked.other_recall < args.other_recall:
+        print(f"\nnote: even strictness 1.0 leaves other recall at {_pct(picked.other_recall)}: list requests "
+              "like these under router.embedding.other_examples (or use --add-other-examples):")
+        print("\n".join(f"  -> {s.best}: {' '.join(s.text.split())[:100]}" for s in tuned.missed[:10]))
+    if tuned.margin is not None:
+        cv = tuned.cross_validation
+        print(f"\nhybrid margin {tuned.margin:g}: the embedding tier's own decisions right >= "
+              f"{_pct(args.precision)} of the time; cross-validated: it decides {_pct(cv.alone_share)} alone, "
+              f"{_pct(cv.alone_precision)} of them right")
+
+
+def _write_or_print(path: Path, values: dict[str, str | list[str]], write: bool, had_threshold: bool) -> None:
+    if not write:
+        print("\npaste into the policy (or run again with --write):\nrouter:\n  embedding:")
+        for key, value in values.items():
+            print(f"    {key}: {value}" if isinstance(value, str) else
+                  f"    {key}:\n" + "\n".join(f"      - {json.dumps(v, ensure_ascii=False)}" for v in value))
+        if had_threshold:
+            print("    # and remove `threshold`: it fixes the line instead of calibrating it")
+        return
+    text = set_router_embedding(path.read_text(encoding="utf-8"), values, remove=["threshold"])
+    parse_policy(text, str(path), path.stem)  # the edited file must still be a valid policy
+    partial = path.with_name(path.name + ".tune")
+    partial.write_text(text, encoding="utf-8")
+    partial.replace(path)  # atomic: a watcher never sees half a file
+    written = ", ".join(f"router.embedding.{k}: {v if isinstance(v, str) else f'{len(v)} items'}" for k, v in values.items())
+    print(f"\nwrote {path}: {written}")
+
+
+def _fraction(text: str) -> float:
+    value = float(text)
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError("must be in (0, 1]")
+    return value
+
+
 def _at_least_one(text: str) -> int:
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def _at_least_two(text: str) -> int:
+    value = int(text)
+    if value < 2:
+        raise argparse.ArgumentTypeError("must be at least 2")
     return value
 
 
@@ -286,6 +436,9 @@ def parser() -> argparse.ArgumentParser:
         command.set_defaults(func=func)
     sub.choices["route"].add_argument("--router", choices=list(KINDS),
                                       help="use this router kind instead of the policy's")
+    sub.choices["route"].add_argument("--explain", action="store_true",
+                                      help="print every route's score, the best-matching anchor, and "
+                                           "the `other` line in force (embedding tier)")
 
     evaluation = sub.add_parser("eval", help="measure routing accuracy and latency on a dataset")
     evaluation.add_argument("--policy", required=True)
@@ -294,7 +447,25 @@ def parser() -> argparse.ArgumentParser:
                             help="use this router kind instead of the policy's")
     evaluation.add_argument("--limit", type=int, metavar="N", help="only the first N items")
     evaluation.add_argument("--json", action="store_true", help="print one JSON object")
+    evaluation.add_argument("--misses", type=int, default=20, metavar="N",
+                            help="print the first N requests decided wrong (-1: all; 0: none)")
     evaluation.set_defaults(func=cmd_eval)
+
+    tuning = sub.add_parser("tune", help="pick the embedding tier's strictness (and a hybrid's margin) "
+                                       "for an `other` recall, cross-validated on a labelled dataset")
+    tuning.add_argument("--policy", required=True)
+    tuning.add_argument("--dataset", required=True, metavar="FILE.jsonl")
+    tuning.add_argument("--other-recall", type=_fraction, default=0.85, metavar="R",
+                        help="the share of `other` requests to keep from the routes (default 0.85)")
+    tuning.add_argument("--folds", type=_at_least_two, default=5, metavar="K", help="cross-validation folds")
+    tuning.add_argument("--precision", type=_fraction, default=0.95, metavar="P",
+                        help="hybrid: how often the embedding tier must be right to answer alone")
+    tuning.add_argument("--add-other-examples", action="store_true",
+                        help="also add the dataset's `other` requests to router.embedding.other_examples "
+                             "(cross-validated like the rest)")
+    tuning.add_argument("--write", action="store_true",
+                        help="write the setting into the policy file (comments kept) instead of printing it")
+    tuning.set_defaults(func=cmd_tune)
     return top
 
 

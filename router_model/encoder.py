@@ -15,7 +15,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -24,6 +24,12 @@ Vectors = npt.NDArray[np.float32]
 
 MAX_TOKENS = 256  # the model's max_seq_length (sentence_bert_config.json)
 _ONNX_FILE = "model.onnx"
+
+
+class TextEncoder(Protocol):
+    """What routers need of an encoder (tests hand in a scripted one)."""
+
+    def encode(self, texts: Sequence[str], cache: bool = True) -> Vectors: ...
 
 
 def model_dir() -> Path:
@@ -138,10 +144,25 @@ class Encoder:
             self._cache.popitem(last=False)
 
     def _run(self, texts: list[str]) -> Vectors:
+        """Texts of similar length are run together: padding a short text to a long one's length
+        costs as much as a long text."""
         encodings = self._tokenizer.encode_batch(texts)
+        order = sorted(range(len(texts)), key=lambda i: len(encodings[i].ids))
+        groups: list[list[int]] = []
+        for index in order:
+            if groups and len(encodings[index].ids) <= 2 * len(encodings[groups[-1][0]].ids) + 8:
+                groups[-1].append(index)
+            else:
+                groups.append([index])
+        result = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for group in groups:
+            result[group] = self._pooled([encodings[i] for i in group])
+        return result
+
+    def _pooled(self, encodings: list[Any]) -> Vectors:
         width = max(len(e.ids) for e in encodings)
-        ids = np.zeros((len(texts), width), dtype=np.int64)
-        mask = np.zeros((len(texts), width), dtype=np.int64)
+        ids = np.zeros((len(encodings), width), dtype=np.int64)
+        mask = np.zeros((len(encodings), width), dtype=np.int64)
         for row, encoding in enumerate(encodings):
             ids[row, : len(encoding.ids)] = encoding.ids
             mask[row, : len(encoding.ids)] = 1

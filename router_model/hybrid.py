@@ -22,7 +22,7 @@ class HybridRouter:
     async def decide(self, query: RouterQuery) -> RouterOutcome:
         started = time.perf_counter()
         scores = await self.embedding.score(query.conversation)
-        if scores is not None and scores.confident(self.embedding.threshold, self.margin):
+        if scores is not None and scores.confident(self.margin):
             return self.embedding.outcome(scores, started)
         outcome = await self.arch_router.decide(query)
         if outcome.failed:

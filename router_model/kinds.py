@@ -12,18 +12,17 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+from router_model.calibration import DEFAULT_STRICTNESS
 from router_model.client import ArchRouterClient, HttpSessions
-from router_model.embedding import EmbeddingRouter
+from router_model.embedding import EmbeddingRouter, Gate
 from router_model.encoder import Encoder
 from router_model.hybrid import HybridRouter
 from router_model.one_step import ServedTokenizer, plan_one_step
 from router_model.router import ARCH_ROUTER, EMBEDDING, Router, RouteSpec
 
 HYBRID = "hybrid"
-# On the CLINC150 dev split (README, "Routing quality") a threshold of 0.40 gave 83 % `other`
-# recall with descriptions + 30 examples per route (0.34 suits descriptions alone). The hybrid
-# margin is a starting point, not tuned yet: measure yours with `switchyard eval --router hybrid`.
-DEFAULT_THRESHOLD = 0.40
+# The hybrid margin is a starting point, not tuned yet: measure yours with `switchyard eval
+# --router hybrid`. (The embedding tier's `other` line is calibrated: calibration.py.)
 DEFAULT_MARGIN = 0.05
 
 
@@ -36,8 +35,10 @@ class RouterConfig:
     model: str | None = None
     timeout_ms: int = 400
     api_key_env: str | None = None
-    threshold: float = DEFAULT_THRESHOLD
+    threshold: float | None = None  # a fixed cosine; None: calibrated to `strictness`
+    strictness: float = DEFAULT_STRICTNESS
     margin: float = DEFAULT_MARGIN
+    other_examples: tuple[str, ...] = ()
     one_step: bool = True  # ask for one token when the route names allow it (one_step.py)
 
     @property
@@ -83,7 +84,8 @@ class RouterFactory:
         return client
 
     def embedding(self, config: RouterConfig, routes: Sequence[RouteSpec]) -> EmbeddingRouter:
-        return EmbeddingRouter(self.encoder(), routes, config.threshold, self.executor)
+        gate = Gate(config.threshold, config.strictness)
+        return EmbeddingRouter(self.encoder(), routes, self.executor, gate, config.other_examples)
 
     def hybrid(self, config: RouterConfig, routes: Sequence[RouteSpec]) -> HybridRouter:
         return HybridRouter(self.embedding(config, routes), self.arch_router(config, routes), config.margin)
@@ -98,3 +100,10 @@ KINDS: dict[str, Callable[[RouterFactory, RouterConfig, Sequence[RouteSpec]], Ro
     EMBEDDING: RouterFactory.embedding,
     HYBRID: RouterFactory.hybrid,
 }
+
+
+def embedding_tier(router: Router) -> EmbeddingRouter | None:
+    """The embedding tier inside a router, if its kind has one (for scores and explanations)."""
+    if isinstance(router, HybridRouter):
+        return router.embedding
+    return router if isinstance(router, EmbeddingRouter) else None

@@ -45,13 +45,18 @@ class RouterOutcome:
     router_timeout | router_unavailable | router_error.
 
     `tier` is the kind of router that decided. `degraded` is set when a hybrid's Arch-Router
-    failed (its reason) and the embedding tier decided instead."""
+    failed (its reason) and the embedding tier decided instead. A router that scores its
+    choices (the embedding tier) gives the winner's score (the route's, or `other`'s) and the
+    runner-up with its score."""
 
     route: str | None
     reason: str
     elapsed_ms: float
     tier: str = ARCH_ROUTER
     degraded: str | None = None
+    score: float | None = None
+    runner_up: str | None = None
+    runner_up_score: float | None = None
 
     @property
     def failed(self) -> bool:

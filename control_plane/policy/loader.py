@@ -32,6 +32,7 @@ from control_plane.policy.model import (
     Route,
 )
 from control_plane.policy.schema import AppsSpec, PolicySpec
+from router_model.calibration import DEFAULT_STRICTNESS
 from router_model.kinds import RouterConfig
 from router_model.router import NO_ROUTE
 
@@ -147,6 +148,7 @@ def _reference_problems(spec: PolicySpec, nodes: _Nodes, file: str) -> list[Prob
             message = f"routes[{index}].model: unknown model '{route.model}'"
             problems.append(Problem(file, nodes.line(("routes", index, "model")), message))
     problems += _fallback_problems(spec, nodes, file)
+    problems += _other_example_problems(spec, nodes, file)
     if spec.default_model not in spec.models:
         message = f"default_model: unknown model '{spec.default_model}'"
         problems.append(Problem(file, nodes.line(("default_model",)), message))
@@ -173,6 +175,18 @@ def _alias_problems(spec: PolicySpec, nodes: _Nodes, file: str) -> list[Problem]
         if pattern in names:
             message = f"aliases.{pattern}: '{pattern}' is already a name of this policy; an alias cannot change it"
             problems.append(Problem(file, nodes.line(("aliases", pattern), key=True), message))
+    return problems
+
+
+def _other_example_problems(spec: PolicySpec, nodes: _Nodes, file: str) -> list[Problem]:
+    """An `other` example that is also a route's example would pull that route both ways."""
+    owners = {example: route.name for route in spec.routes for example in route.examples}
+    problems = []
+    for index, example in enumerate(spec.router.embedding.other_examples):
+        if example in owners:
+            where = ("router", "embedding", "other_examples", index)
+            message = f"router.embedding.other_examples[{index}]: also an example of route '{owners[example]}'"
+            problems.append(Problem(file, nodes.line(where), message))
     return problems
 
 
@@ -268,7 +282,9 @@ def _compile(spec: PolicySpec, name: str, file: str, digest: str) -> Policy:
         timeout_ms=r.timeout_ms,
         api_key_env=r.api_key_env,
         threshold=r.embedding.threshold,
+        strictness=r.embedding.strictness or DEFAULT_STRICTNESS,
         margin=r.embedding.margin,
+        other_examples=tuple(r.embedding.other_examples),
         one_step=r.one_step,
     )
     return Policy(

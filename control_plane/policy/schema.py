@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_vali
 from control_plane.apis.conversation import DEFAULT_ENVELOPES
 from control_plane.apis.table import ANTHROPIC, OPENAI, PROVIDER_APIS
 from control_plane.failover.continuation import STYLES as CONTINUATION_STYLES
-from router_model.kinds import DEFAULT_MARGIN, DEFAULT_THRESHOLD, KINDS
+from router_model.kinds import DEFAULT_MARGIN, KINDS
 from router_model.router import ARCH_ROUTER
 
 Name = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$", max_length=128)]
@@ -33,11 +33,26 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
 
+SampleText = Annotated[str, StringConstraints(min_length=1, max_length=2000)]
+
+
 class EmbeddingSpec(_Strict):
-    # Cosine similarity under which the embedding tier answers `other`.
-    threshold: Annotated[float, Field(ge=-1, le=1)] = DEFAULT_THRESHOLD
+    # A fixed cosine similarity under which the embedding tier answers `other`. Unset: the line
+    # is calibrated for the policy against off-topic requests (router_model/calibration.py).
+    threshold: Annotated[float, Field(ge=-1, le=1)] | None = None
+    # Calibrated line: the share of the off-topic background requests the routes leave to `other`.
+    strictness: Annotated[float, Field(ge=0.5, le=1)] | None = None
     # hybrid: the embedding tier answers alone when its best route leads the next by this much.
     margin: Annotated[float, Field(ge=0, le=2)] = DEFAULT_MARGIN
+    # Requests that belong to no route (negative anchors): one closer to them than to every
+    # route is `other`.
+    other_examples: Annotated[list[SampleText], Field(max_length=500)] = []
+
+    @model_validator(mode="after")
+    def _one_line(self) -> EmbeddingSpec:
+        if self.threshold is not None and self.strictness is not None:
+            raise ValueError("give threshold (a fixed cosine) or strictness (calibrated), not both")
+        return self
 
 
 class DecisionCacheSpec(_Strict):
@@ -145,9 +160,7 @@ class RouteSpecWire(_Strict):
     description: Annotated[str, StringConstraints(min_length=1, max_length=2000)]
     model: Name
     # Sample requests for the embedding tier (Arch-Router sees descriptions only).
-    examples: Annotated[
-        list[Annotated[str, StringConstraints(min_length=1, max_length=2000)]], Field(max_length=500)
-    ] = []
+    examples: Annotated[list[SampleText], Field(max_length=500)] = []
 
 
 class PolicySpec(_Strict):

@@ -5,6 +5,7 @@ The ONE decision path: the processor, `switchyard route` and `switchyard eval` a
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import structlog
@@ -43,11 +44,11 @@ def _from_outcome(policy: Policy, outcome: RouterOutcome) -> tuple[Model, Decisi
         kind = fallback(outcome.reason)
     else:
         kind = routed(outcome.tier)
-    if outcome.route is not None:
-        model = policy.routes_by_name[outcome.route].model
-        return model, _decision(policy, outcome.route, model, kind, outcome.elapsed_ms)
-    default = policy.default_model
-    return default, _decision(policy, NO_ROUTE, default, kind, outcome.elapsed_ms)
+    route = NO_ROUTE if outcome.route is None else outcome.route
+    model = policy.default_model if outcome.route is None else policy.routes_by_name[outcome.route].model
+    decision = _decision(policy, route, model, kind, outcome.elapsed_ms)
+    return model, replace(decision, score=outcome.score, runner_up=outcome.runner_up,
+                          runner_up_score=outcome.runner_up_score)
 
 
 def explicit_model(policy: Policy, model_name: str) -> tuple[Model, Decision]:

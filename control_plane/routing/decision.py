@@ -42,6 +42,10 @@ class Decision:
     router_ms: float | None = None  # time spent asking the router, when it was asked
     app: str = ""  # the calling app (apps.yaml), when apps are declared
     requested_model: str = ""  # what the app sent in `model`, when a policy alias resolved it
+    # A scoring router's (the embedding tier's) winning score, and the runner-up with its score.
+    score: float | None = None
+    runner_up: str | None = None
+    runner_up_score: float | None = None
 
     @property
     def kind_and_reason(self) -> tuple[str, str]:
@@ -85,4 +89,9 @@ class Decision:
             "decision": self.kind,
             "router_ms": None if self.router_ms is None else round(self.router_ms, 1),
             "requested_model": self.requested_model or None,
+            **({} if self.score is None else {
+                "score": round(self.score, 3),
+                "runner_up": self.runner_up,
+                "runner_up_score": None if self.runner_up_score is None else round(self.runner_up_score, 3),
+            }),
         }

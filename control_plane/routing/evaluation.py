@@ -79,13 +79,18 @@ def load_dataset(path: Path, limit: int | None = None) -> list[Item]:
 
 @dataclass(frozen=True)
 class Judged:
-    """One decision: what was expected, what was decided, how, and how long it took."""
+    """One decision: what was expected, what was decided, how, and how long it took; the judged
+    user turn, and the router's winning score and runner-up when it scores (embedding tier)."""
 
     item: int
     expected: str
     predicted: str
     kind: str
     ms: float
+    text: str = ""
+    score: float | None = None
+    runner_up: str | None = None
+    runner_up_score: float | None = None
 
     @property
     def right(self) -> bool:
@@ -127,7 +132,14 @@ class Report:
             "p99_ms": _percentile(latencies, 99),
             "kinds": dict(Counter(j.kind for j in judged).most_common()),
             "confusion": self.confusion(),
+            "misses": [self._miss(j) for j in judged if not j.right],
         }
+
+    @staticmethod
+    def _miss(j: Judged) -> dict[str, Any]:
+        return {"item": j.item, "expected": j.expected, "decided": j.predicted, "kind": j.kind,
+                "score": j.score, "runner_up": j.runner_up, "runner_up_score": j.runner_up_score,
+                "text": j.text}
 
     def _by_item(self) -> dict[int, list[Judged]]:
         grouped: dict[int, list[Judged]] = defaultdict(list)
@@ -173,10 +185,20 @@ async def evaluate(
                 policy, policy.router_alias, item.messages[: turn + 1], router
             )
             ms = (time.perf_counter() - started) * 1000
-            report.judged.append(Judged(number, expected, decision.route, decision.kind, ms))
+            text = _text(item.messages[turn])
+            report.judged.append(Judged(number, expected, decision.route, decision.kind, ms, text,
+                                        decision.score, decision.runner_up, decision.runner_up_score))
             if progress is not None:
                 progress(len(report.judged), total)
     return report
+
+
+def _text(message: dict[str, Any]) -> str:
+    """A message's text: its string content, or its text parts joined."""
+    content = message.get("content")
+    if isinstance(content, list):
+        return " ".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
+    return str(content or "")
 
 
 def stderr_progress(every_s: float = 2.0) -> Progress:
@@ -215,6 +237,26 @@ def format_report(metrics: dict[str, Any], title: str) -> str:
     lines.append(f"decision p50 / p99   {metrics['p50_ms']:.1f} / {metrics['p99_ms']:.1f} ms")
     kinds = ", ".join(f"{kind} {count}" for kind, count in metrics["kinds"].items())
     lines += [f"decision kinds       {kinds}", "", _confusion_table(metrics["confusion"])]
+    return "\n".join(lines)
+
+
+MISS_CHARS = 100
+
+
+def format_misses(misses: Sequence[dict[str, Any]], limit: int) -> str:
+    """The requests decided wrong, one per line: expected -> decided, the scores, the text."""
+    if not misses or limit == 0:
+        return ""
+    shown = misses if limit < 0 else misses[:limit]
+    lines = [f"wrong: {len(misses)}" + (f" (the first {len(shown)}; --misses N for more)" if len(shown) < len(misses) else "")]
+    for miss in shown:
+        scores = ""
+        if miss["score"] is not None:
+            scores = (f" [{miss['decided']} {miss['score']:.3f}, runner-up {miss['runner_up']} "
+                      f"{miss['runner_up_score']:.3f}]")
+        text = " ".join(miss["text"].split())
+        text = text if len(text) <= MISS_CHARS else text[:MISS_CHARS - 1] + "…"
+        lines.append(f"  #{miss['item'] + 1} {miss['expected']} -> {miss['decided']}{scores}: {text}")
     return "\n".join(lines)
 
 

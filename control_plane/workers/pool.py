@@ -1,7 +1,7 @@
 """The control plane's processor workers: started, fed snapshots, watched and restarted.
 
 A reload reaches the workers only after Envoy ACKed the clusters the new snapshot names
-(control_plane/policy/reloader.py calls `apply` then), and `apply` returns once every live worker
+(control_plane/reloader.py calls `apply` then), and `apply` returns once every live worker
 switched: so no worker routes to a cluster Envoy does not have. A worker that dies is restarted
 with the current snapshot; meanwhile the kernel sends new ext_proc connections to the others.
 """

@@ -1,19 +1,23 @@
 """Routing that works offline, end to end: the `openai` client -> Envoy -> processor with the
-in-process embedding tier (real MiniLM) -> local providers; a live edit adding a route; a hybrid
-policy whose Arch-Router dies. (The README quickstart's test is in test_data_path.py: it needs
-the vLLM server that module's last test kills.)"""
+in-process embedding tier (real MiniLM) -> local providers; a descriptions-only policy with no
+threshold (calibrated) on a set of our own; a live edit adding a route; a hybrid policy whose
+Arch-Router dies. (The README quickstart's test is in test_data_path.py: it needs the vLLM
+server that module's last test kills.)"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
 
+import json
+
 import openai
 import pytest
+import yaml
 
 from tests.e2e.conftest import Provider, Sidecar, start_provider, start_sidecar
 from harness.live_policy import write_rename_over
-from harness.processes import http_json, wait_until
+from harness.processes import ROOT, http_json, wait_until
 
 EMBEDDING_POLICY = """\
 version: 1
@@ -125,3 +129,68 @@ def test_hybrid_moves_to_the_embedding_tier_when_arch_router_dies(
     finally:
         sidecar.process.stop()
         arch.process.stop()
+
+
+SHORT = ROOT / "eval" / "short"  # three routes in a few words each, no examples, no threshold
+SHORT_MODELS = {"coder": "beta", "traveller": "alpha", "cook": "beta", "assistant": "alpha"}
+
+
+def short_policy(alpha: Provider, beta: Provider) -> dict:
+    policy = yaml.safe_load((SHORT / "policy.yaml").read_text())
+    assert "threshold" not in json.dumps(policy["router"])
+    policy["providers"] = {"alpha": {"base_url": f"{alpha.url}/v1"},
+                           "beta": {"base_url": f"{beta.url}/beta/v1", "ca_file": beta.ca_file}}
+    policy["models"] = {name: {"provider": provider} for name, provider in SHORT_MODELS.items()}
+    return policy
+
+
+def test_descriptions_only_policy_without_threshold_routes_our_set_and_sends_other_to_the_default(
+        logs: Path, tmp_path_factory: pytest.TempPathFactory, alpha: Provider, beta: Provider) -> None:
+    """eval/short/requests.jsonl through Envoy: every `other` request reaches the default model,
+    at least 90 % of the rest their route's model (eval/short's figure in README, "Routing
+    quality"), and each decision is the one `switchyard eval` makes in-process."""
+    policy = short_policy(alpha, beta)
+    policies = tmp_path_factory.mktemp("short-policies")
+    (policies / "default.yaml").write_text(yaml.safe_dump(policy))
+    models = {r["name"]: r["model"] for r in policy["routes"]} | {"other": policy["default_model"]}
+    items = [json.loads(line) for line in (SHORT / "requests.jsonl").read_text().splitlines()]
+    sidecar = start_sidecar("switchyard-short", policies, logs)
+    try:
+        decided = {}
+        for item in items:
+            text = item["messages"][-1]["content"]
+            headers, content = ask(sidecar, text)
+            route = headers["x-switchyard-route"]
+            assert headers["x-switchyard-decision"] == "routed:embedding"
+            assert headers["x-switchyard-model"] == models[route]
+            assert content == f"hello from {SHORT_MODELS[models[route]]}"  # that model's provider answered
+            decided[text] = route
+    finally:
+        sidecar.process.stop()
+    others = [i["messages"][-1]["content"] for i in items if i["route"] == "other"]
+    assert len(others) == 10 and {decided[t] for t in others} == {"other"}
+    in_scope = [(i["messages"][-1]["content"], i["route"]) for i in items if i["route"] != "other"]
+    assert sum(decided[t] == route for t, route in in_scope) >= 0.9 * len(in_scope), decided
+    assert decided == in_process(policies / "default.yaml", list(decided))
+
+
+def in_process(policy_file: Path, texts: list[str]) -> dict[str, str]:
+    """The decisions of the in-process decision path (`switchyard route` / `eval`)."""
+    import asyncio
+
+    from control_plane.policy.loader import load_policy_file
+    from control_plane.routing.choice import choose_model
+    from router_model.kinds import RouterFactory
+
+    policy = load_policy_file(policy_file)
+
+    async def decide() -> dict[str, str]:
+        factory = RouterFactory()
+        try:
+            router = factory.build(policy.router, policy.route_specs)
+            return {t: (await choose_model(policy, "auto", [{"role": "user", "content": t}], router))[1].route
+                    for t in texts}
+        finally:
+            await factory.close()
+
+    return asyncio.run(decide())

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from control_plane.policy.loader import parse_policy
-from control_plane.routing.evaluation import DatasetError, evaluate, format_report, load_dataset
+from control_plane.routing.evaluation import DatasetError, evaluate, format_misses, format_report, load_dataset
 from router_model.router import RouterOutcome, RouterQuery
 from tests.unit.test_policy_loader import GOOD
 
@@ -107,3 +107,31 @@ def test_bad_dataset_lines_name_file_and_line(tmp_path: Path) -> None:
     path.write_text("\n{not json\n")
     with pytest.raises(DatasetError, match=r"bad.jsonl:2: not JSON"):
         load_dataset(path)
+
+
+@dataclass
+class Scoring:
+    """Decides like the embedding tier would report it: a winner's score and a runner-up."""
+
+    async def decide(self, query: RouterQuery) -> RouterOutcome:
+        text = query.conversation[-1].content
+        if "trip" in text:
+            return RouterOutcome("travel", "matched", 1.0, "embedding", None, 0.61, "code", 0.42)
+        return RouterOutcome(None, "other", 1.0, "embedding", None, 0.35, "code", 0.3)
+
+
+async def test_misses_name_the_request_what_was_decided_and_the_scores(tmp_path: Path) -> None:
+    policy = parse_policy(POLICY, "p.yaml", "p")
+    items = [{"messages": [user("book a trip to Rome")], "route": "travel"},
+             {"messages": [user("write a sort\nfunction   in Go")], "route": "code"},
+             {"messages": [user("plan my trip"), {"role": "assistant", "content": "ok"}, user("tell me a joke")],
+              "routes": ["travel", "other"]}]
+    report = await evaluate(policy, Scoring(), load_dataset(write(tmp_path / "d.jsonl", items)))
+    misses = report.metrics()["misses"]
+    assert misses == [{"item": 1, "expected": "code", "decided": "other", "kind": "routed:embedding", "score": 0.35,
+                       "runner_up": "code", "runner_up_score": 0.3, "text": "write a sort\nfunction   in Go"}]
+    assert format_misses(misses, 20) == (
+        "wrong: 1\n  #2 code -> other [other 0.350, runner-up code 0.300]: write a sort function in Go")
+    assert format_misses(misses, 0) == ""
+    many = misses * 3
+    assert format_misses(many, 2).splitlines()[0] == "wrong: 3 (the first 2; --misses N for more)"

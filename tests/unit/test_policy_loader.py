@@ -54,6 +54,18 @@ BROKEN = [
      "router.embedding.threshold"),
     ("unknown embedding key", edit("  timeout_ms: 400\n", "  timeout_ms: 400\n  embedding: {k: 3}\n"), 6,
      "router.embedding.k: unknown key"),
+    ("threshold and strictness", edit("  timeout_ms: 400\n", "  timeout_ms: 400\n  embedding: {threshold: 0.3, strictness: 0.9}\n"),
+     6, "router.embedding: Value error, give threshold (a fixed cosine) or strictness (calibrated), not both"),
+    ("strictness out of range", edit("  timeout_ms: 400\n", "  timeout_ms: 400\n  embedding: {strictness: 0.2}\n"), 6,
+     "router.embedding.strictness: Input should be greater than or equal to 0.5"),
+    ("other examples not a list", edit("  timeout_ms: 400\n", "  timeout_ms: 400\n  embedding: {other_examples: hi}\n"),
+     6, "router.embedding.other_examples: Input should be a valid list"),
+    ("empty other example", edit("  timeout_ms: 400\n", "  timeout_ms: 400\n  embedding:\n    other_examples: ['']\n"),
+     7, "router.embedding.other_examples.0"),
+    ("other example that is a route's example",
+     edit("  timeout_ms: 400\n", "  timeout_ms: 400\n  embedding:\n    other_examples: [tell a joke, write a sort]\n").replace(
+         "    model: gpt-4o\n", "    model: gpt-4o\n    examples: [write a sort]\n"),
+     7, "router.embedding.other_examples[1]: also an example of route 'code_generation'"),
     ("examples not a list", edit("    model: gpt-4o\n", "    model: gpt-4o\n    examples: write code\n"), 19,
      "routes.0.examples"),
     ("empty example", edit("    model: gpt-4o\n", "    model: gpt-4o\n    examples: ['']\n"), 19,
@@ -136,6 +148,16 @@ def test_embedding_policy_needs_no_router_endpoint() -> None:
     assert policy.router.kind == "embedding" and policy.router.endpoint is None
     assert policy.router.threshold == 0.3 and policy.router.margin == 0
     assert policy.route_specs[0].examples == ("write a sort function", "a class for users")
+
+
+def test_embedding_is_calibrated_unless_a_threshold_is_set_and_takes_other_examples() -> None:
+    text = edit("  endpoint: http://127.0.0.1:8000/v1\n  model: Arch-Router\n",
+                "  kind: embedding\n  embedding:\n    other_examples: [tell me a joke, what is a monad]\n")
+    policy = parse_policy(text, "e.yaml", "e")
+    assert policy.router.threshold is None and policy.router.strictness == 0.88
+    assert policy.router.other_examples == ("tell me a joke", "what is a monad")
+    stricter = parse_policy(text.replace("  embedding:\n", "  embedding:\n    strictness: 0.97\n"), "e.yaml", "e")
+    assert stricter.router.strictness == 0.97 and stricter.router.threshold is None
 
 
 def test_every_problem_is_reported_at_once() -> None:

@@ -160,3 +160,26 @@ async def test_a_model_with_fallbacks_takes_the_guarded_path(monkeypatch: pytest
     assert action.body is None  # `model` and the key are set per attempt, by the guarded path
     assert "authorization" not in headers and "authorization" in action.remove_headers
     assert action.metadata["model"] == "gpt-4o" and action.metadata["decision"] == "routed:arch-router"
+
+
+async def test_decision_log_line_carries_the_winning_score_and_the_runner_up() -> None:
+    from structlog.testing import capture_logs
+
+    from router_model.router import RouterOutcome, RouterQuery
+
+    class Scoring:
+        async def decide(self, query: RouterQuery) -> RouterOutcome:
+            return RouterOutcome("code_generation", "matched", 4.2, "embedding", None, 0.61234, "other", 0.4)
+
+    policies = PolicySet({"default": parse_policy(GOOD, "default.yaml", "default")})
+    processor = RequestProcessor(Snapshot(policies, {"default": Scoring()}))  # type: ignore[dict-item]
+    with capture_logs() as logs:
+        action = await body_action(processor, chat("auto"))
+    assert isinstance(action, Forward) and action.metadata["route"] == "code_generation"
+    [decision] = [line for line in logs if line["event"] == "decision"]
+    assert (decision["score"], decision["runner_up"], decision["runner_up_score"]) == (0.612, "other", 0.4)
+    # A router that gives no scores (Arch-Router) adds no such fields.
+    with capture_logs() as logs:
+        await body_action(make(ScriptedRouter(route="code_generation")), chat("auto"))
+    [decision] = [line for line in logs if line["event"] == "decision"]
+    assert "score" not in decision and "runner_up" not in decision
