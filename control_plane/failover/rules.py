@@ -10,39 +10,14 @@ from __future__ import annotations
 import enum
 import random
 from collections.abc import Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from typing import Any
 
 from control_plane.apis.provider_errors import read_error
 from control_plane.headers import RETRY_AFTER_HEADER
-
-
-@dataclass(frozen=True)
-class FailoverRules:
-    """Per model (policy-wide `failover:` merged with the model's own). README: "Failover"."""
-
-    max_attempts: int = 4  # across the whole chain, retries included
-    budget_s: float = 600.0  # total time until an answer starts (all attempts and waits)
-    connect_retries: int = 1  # same model again after a connect failure / reset before headers
-    server_error_retries: int = 1  # same model again after a 5xx
-    rate_limit_retries: int = 2  # same model again after a 429 (waiting as it asks)
-    backoff_s: float = 0.5  # 429 without Retry-After: base of the jittered exponential back-off
-    max_wait_s: float = 10.0  # longest 429 wait on the same model; a longer one falls back at once
-    first_token_s: float = 30.0  # streams: attempt start -> first SSE event
-    response_s: float = 300.0  # non-streaming: attempt start -> response headers
-    stall_s: float = 30.0  # streams: longest silence between bytes once the answer started
-    circuit_failures: int = 3  # consecutive failures that open a model's circuit
-    circuit_cooldown_s: float = 10.0  # how long an open circuit is skipped before a probe
-
-    def merged(self, overrides: Mapping[str, Any]) -> FailoverRules:
-        """These rules with every non-None override applied."""
-        known = {f.name for f in fields(self)}
-        return replace(self, **{k: v for k, v in overrides.items() if v is not None and k in known})
-
-
-DEFAULT_RULES = FailoverRules()
+from control_plane.policy.failover_settings import FailoverRules
 
 
 class Step(enum.Enum):

@@ -37,7 +37,7 @@ from control_plane.apis.table import APIS, OPENAI, Api, StreamTranslator, Unchan
 from control_plane.apis.translation import Dropped, dropped_header
 from control_plane.apis.json_body import replace_model, with_model
 from control_plane.failover.circuits import Circuits
-from control_plane.failover.continuation import continuable, continuation_body
+from control_plane.apis.continuation import continuable, continuation_body
 from control_plane.failover.rules import (
     CIRCUIT_OPEN,
     CONNECT_ERROR,

@@ -19,7 +19,7 @@ from pydantic_core import ErrorDetails
 
 from control_plane.apis.anthropic_messages import DEFAULT_VERSION
 from control_plane.apis.table import ANTHROPIC
-from control_plane.failover.rules import DEFAULT_RULES
+from control_plane.policy.failover_settings import DEFAULT_RULES
 from control_plane.policy.apps import APPS_FILE_STEM, App, Apps, key_digest
 from control_plane.policy.model import (
     DEFAULT_POLICY,

@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 from control_plane.apis.conversation import DEFAULT_ENVELOPES
 from control_plane.apis.table import APIS, OPENAI, RESPONSES, Api
-from control_plane.failover.rules import DEFAULT_RULES, FailoverRules
+from control_plane.policy.failover_settings import DEFAULT_RULES, FailoverRules
 from control_plane.policy.apps import APPS_FILE_STEM, Apps
 from router_model.kinds import RouterConfig
 from router_model.router import RouteSpec

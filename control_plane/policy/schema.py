@@ -13,7 +13,8 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_vali
 
 from control_plane.apis.conversation import DEFAULT_ENVELOPES
 from control_plane.apis.table import ANTHROPIC, OPENAI, PROVIDER_APIS
-from control_plane.failover.continuation import STYLES as CONTINUATION_STYLES
+from control_plane.limits import MAX_ROUTER_TIMEOUT_MS
+from control_plane.apis.continuation import STYLES as CONTINUATION_STYLES
 from router_model.kinds import DEFAULT_MARGIN, KINDS
 from router_model.router import ARCH_ROUTER
 
@@ -65,8 +66,8 @@ class RouterSpec(_Strict):
     # Where Arch-Router is served: required by the kinds that ask it (arch-router, hybrid).
     endpoint: HttpUrl | None = None
     model: Annotated[str, StringConstraints(min_length=1)] | None = None
-    # At most 10 s: Envoy's ext_proc message_timeout (envoy/bootstrap.yaml) is 11 s.
-    timeout_ms: Annotated[int, Field(gt=0, le=10_000)] = 400
+    # Bounded so that Envoy's wait for the processor outlasts it (control_plane/limits.py).
+    timeout_ms: Annotated[int, Field(gt=0, le=MAX_ROUTER_TIMEOUT_MS)] = 400
     api_key_env: EnvVarName | None = None
     embedding: EmbeddingSpec = EmbeddingSpec()
     # Whether a new user turn may change the model (turn), or the first decision holds for the

@@ -41,7 +41,7 @@ from control_plane.headers import (
     MODEL_HEADER,
     PROCESSOR_READS,
 )
-from control_plane.limits import MAX_BODY_BYTES, TOO_LARGE_MESSAGE
+from control_plane.limits import MAX_BODY_BYTES, PROCESSOR_MESSAGE_TIMEOUT_S, TOO_LARGE_MESSAGE
 from control_plane.routing.decision import REJECTED
 from control_plane.observability import tracing
 from control_plane.apis.openai_errors import error_body
@@ -275,6 +275,7 @@ def render_bootstrap(ports: EnvoyPorts) -> dict[str, Any]:
         failover_port=ports.failover_port,
         stream_idle_timeout_s=ports.stream_idle_timeout_s,
         max_body_bytes=MAX_BODY_BYTES,
+        message_timeout_s=PROCESSOR_MESSAGE_TIMEOUT_S,
         metadata_namespace=METADATA_NAMESPACE,
     )
     config: dict[str, Any] = yaml.safe_load(text)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from control_plane.failover.circuits import CLOSED, HALF_OPEN, OPEN, Circuits
-from control_plane.failover.rules import FailoverRules
+from control_plane.policy.failover_settings import FailoverRules
 from control_plane.policy.model import Model, Provider
 
 MODEL = Model("m", Provider("p", "http://127.0.0.1:1/v1"), "m-up",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from control_plane.failover.continuation import STYLES, continuable, continuation_body
+from control_plane.apis.continuation import STYLES, continuable, continuation_body
 
 BODY = {"model": "m", "messages": [{"role": "user", "content": "tell me"}], "stream": True}
 

@@ -11,7 +11,6 @@ import pytest
 
 from control_plane.failover.rules import (
     CONNECT_ERROR,
-    DEFAULT_RULES,
     MALFORMED,
     RESET,
     TIMEOUT,
@@ -22,6 +21,8 @@ from control_plane.failover.rules import (
     next_step,
     retry_after_s,
 )
+from control_plane.policy.failover_settings import DEFAULT_RULES, FailoverRules
+from control_plane.policy.schema import FailoverSpec
 
 RULES = DEFAULT_RULES  # connect 1, 5xx 1, 429 2 retries; max_wait 10 s
 
@@ -76,3 +77,13 @@ def test_context_length_needs_a_4xx_and_a_matching_error() -> None:
     assert not is_context_length_error(answered(500, error={"code": "context_length_exceeded"}))
     assert not is_context_length_error(Outcome("400", 400, {}, b"not json"))
     assert is_context_length_error(answered(400, error={"message": "prompt is too long: 300000 tokens"}))
+
+
+def test_failover_settings_are_declared_once() -> None:
+    """The policy schema's `failover:` keys are exactly the settings' fields, and an override the
+    settings do not have is an error, never dropped."""
+    from dataclasses import fields
+    assert set(FailoverSpec.model_fields) == {f.name for f in fields(FailoverRules)}
+    assert DEFAULT_RULES.merged(FailoverSpec(stall_s=5).model_dump()).stall_s == 5
+    with pytest.raises(KeyError, match="retries"):
+        DEFAULT_RULES.merged({"retries": 3})
