@@ -53,9 +53,9 @@ def main() -> None:
     if missing := agent_clients.missing():
         sys.exit(f"install the clients first (bash scripts/install_clients.sh): {missing}")
     work = Path(tempfile.mkdtemp(prefix="sy-agents-"))
-    for folder in ("logs", "policies", "work", "scratch"):
+    for folder in ("logs", "policies", "scratch"):
         (work / folder).mkdir()
-    (work / "work" / "marker.txt").write_text("")
+    agent_clients.work_folder(work)
     provider = start_provider("bench", work / "logs")
     sidecar = None
     try:

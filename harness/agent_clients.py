@@ -27,7 +27,8 @@ CODEX = NODE_BIN / "codex"
 CLIENT_PYTHON = CLIENTS / "py" / "bin" / "python"
 SCRIPTS = Path(__file__).resolve().parent / "client_scripts"
 DEADLINE_S = 60.0
-TIMED_OUT = 124  # the exit code of a run stopped at its deadline (as timeout(1) reports it)
+TIMED_OUT = 124
+MARKER = "switchyard-marker.txt"  # a file in an agent's work folder that only `ls` there reports  # the exit code of a run stopped at its deadline (as timeout(1) reports it)
 
 
 @dataclass
@@ -176,3 +177,11 @@ def litellm(server: str, model: str, mode: str, *, scratch: Path, key: str = "sk
     base_url = server if mode == "anthropic" else f"{server}/v1"
     return python_client("run_litellm.py", base_url, model, mode, scratch=scratch, key=key, timeout=timeout,
                          nonce=nonce)
+
+
+def work_folder(parent: Path) -> Path:
+    """A folder for a coding agent to work in; `ls` there prints MARKER."""
+    folder = parent / "work"
+    folder.mkdir()
+    (folder / MARKER).write_text("")
+    return folder

@@ -13,10 +13,9 @@ from control_plane.apis.anthropic_translate import (
     message_id,
     usage_to_openai,
 )
-from control_plane.apis.sse import EventSplitter, MalformedStream, encode_event, event_data, json_event
+from control_plane.apis.sse import ChatChunks, EventSplitter, MalformedStream, encode_event, event_data, json_event
 
 Body = dict[str, Any]
-_DONE = b"[DONE]"
 
 
 class OpenAIToAnthropicStream:
@@ -24,7 +23,7 @@ class OpenAIToAnthropicStream:
     input_json_delta), message_delta with stop_reason and usage, message_stop out."""
 
     def __init__(self) -> None:
-        self._events = EventSplitter()
+        self._chunks = ChatChunks()
         self._started = False
         self._open: tuple[str, int] | None = None  # ("text", -1) or ("tool", openai tool index)
         self._blocks = 0  # Anthropic content-block indexes handed out
@@ -34,14 +33,8 @@ class OpenAIToAnthropicStream:
 
     def feed(self, chunk: bytes) -> bytes:
         out: list[bytes] = []
-        for event in self._events.feed(chunk):
-            data = event_data(event)
-            if data is None:
-                continue
-            if data.strip() == _DONE:
-                out += self._finish()
-            else:
-                out += self._chunk(json_event(data))
+        for parsed in self._chunks.feed(chunk):
+            out += self._finish() if parsed is None else self._chunk(parsed)
         return b"".join(out)
 
     def _start(self, chunk: Body) -> list[bytes]:

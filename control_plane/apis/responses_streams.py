@@ -12,10 +12,9 @@ from __future__ import annotations
 from typing import Any
 
 from control_plane.apis.responses_translate import Offer, message_item, new_id, response_object, usage_from_openai
-from control_plane.apis.sse import EventSplitter, encode_event, event_data, json_event
+from control_plane.apis.sse import ChatChunks, encode_event
 
 Body = dict[str, Any]
-_DONE = b"[DONE]"
 
 
 class _Item:
@@ -41,7 +40,7 @@ class OpenAIToResponsesStream:
     def __init__(self, request: Body) -> None:
         self._request = request
         self._offer = Offer.of(request)
-        self._events = EventSplitter()
+        self._chunks = ChatChunks()
         self._id = new_id("resp")
         self._model = ""
         self._sequence = 0
@@ -55,11 +54,8 @@ class OpenAIToResponsesStream:
 
     def feed(self, chunk: bytes) -> bytes:
         out: list[bytes] = []
-        for event in self._events.feed(chunk):
-            data = event_data(event)
-            if data is None:
-                continue
-            out += self._end() if data.strip() == _DONE else self._chunk(json_event(data))
+        for parsed in self._chunks.feed(chunk):
+            out += self._end() if parsed is None else self._chunk(parsed)
         return b"".join(out)
 
     def _event(self, kind: str, **fields: Any) -> bytes:

@@ -61,3 +61,19 @@ def json_event(data: bytes, what: str = "event data") -> dict[str, Any]:
 def encode_event(data: dict[str, Any], name: str | None = None) -> bytes:
     head = f"event: {name}\n".encode() if name else b""
     return head + b"data: " + json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode() + b"\n\n"
+
+
+class ChatChunks:
+    """Chat-completion chunks out of arbitrary stream bytes: each whole event's JSON object, and
+    None for `data: [DONE]` (what translators of chat streams into other APIs read)."""
+
+    def __init__(self) -> None:
+        self._events = EventSplitter()
+
+    def feed(self, chunk: bytes) -> list[dict[str, Any] | None]:
+        out: list[dict[str, Any] | None] = []
+        for event in self._events.feed(chunk):
+            data = event_data(event)
+            if data is not None:
+                out.append(None if data.strip() == b"[DONE]" else json_event(data))
+        return out

@@ -59,10 +59,13 @@ class SseGuard:
         return "".join(self._text)
 
 
-class AnthropicGuard(SseGuard):
-    """The same checks for an Anthropic Messages stream relayed as it is: every event JSON,
-    `message_stop` is the clean end, an `error` event is a broken stream. Such an answer is
-    never continued on another model (its content blocks cannot be spliced)."""
+class _TypedEventGuard(SseGuard):
+    """Checks for a stream of typed JSON events relayed as it is (Anthropic's, the Responses
+    API's): every event JSON, an `error` event is a broken stream, and the API's own end event
+    the clean end. Such an answer is never continued on another model (its items cannot be
+    spliced)."""
+
+    ENDS: frozenset[str] = frozenset()
 
     def __init__(self) -> None:
         super().__init__()
@@ -75,34 +78,32 @@ class AnthropicGuard(SseGuard):
         parsed = json_event(text)
         kind = parsed.get("type")
         if kind == "error":
-            raise MalformedStream(f"the provider sent an error event: {parsed.get('error')}")
-        if kind == "message_stop":
+            raise MalformedStream(f"the provider sent an error event: {parsed.get('error', parsed)}")
+        if kind in self.ENDS:
             self.done = True
+            self._ended(parsed)
+
+    def _ended(self, event: dict[str, object]) -> None:
+        """The end event, for a guard that keeps something of it."""
 
 
-class ResponsesGuard(SseGuard):
-    """The same checks for a Responses API stream relayed as it is: every event JSON, an `error`
-    event is a broken stream, and response.completed (or .incomplete/.failed: the provider's own
-    verdict) the end. `completed` keeps that final response (who answered it is remembered for a
-    follow-up naming its id). Never continued on another model."""
+class AnthropicGuard(_TypedEventGuard):
+    """An Anthropic Messages stream: `message_stop` is the clean end."""
+
+    ENDS = frozenset({"message_stop"})
+
+
+class ResponsesGuard(_TypedEventGuard):
+    """A Responses API stream: response.completed (or .incomplete/.failed: the provider's own
+    verdict) is the end. `completed` keeps that final response (who answered it is remembered for
+    a follow-up naming its id)."""
 
     ENDS = frozenset({"response.completed", "response.incomplete", "response.failed"})
 
     def __init__(self) -> None:
         super().__init__()
-        self.text_only = False
         self.completed: dict[str, object] | None = None
 
-    def _check(self, event: bytes) -> None:
-        text = event_data(event)
-        if text is None:
-            return
-        parsed = json_event(text)
-        kind = parsed.get("type")
-        if kind == "error":
-            raise MalformedStream(f"the provider sent an error event: {parsed.get('message', parsed)}")
-        if kind in self.ENDS:
-            self.done = True
-            response = parsed.get("response")
-            self.completed = response if isinstance(response, dict) else None
-
+    def _ended(self, event: dict[str, object]) -> None:
+        response = event.get("response")
+        self.completed = response if isinstance(response, dict) else None

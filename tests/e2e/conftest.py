@@ -16,6 +16,7 @@ import trustme
 from control_plane.xds.envoy_config import ENVOY_LOG_FORMAT, envoy_binary
 from router_model.serving import RouterServing, vllm_command, vllm_env
 from router_model.standin import QUICKSTART_MODEL_NAMES, STANDIN_MODEL_NAME, ensure_standin_model
+from harness import agent_clients
 from harness.processes import Process, free_port, python_module, wait_until
 from harness.stack import (  # noqa: F401 (re-exported for the e2e tests)
     ALPHA_KEY,
@@ -128,3 +129,9 @@ def switchyard(logs: Path, tmp_path_factory: pytest.TempPathFactory, alpha: Prov
     sidecar.process.stop()
 
 
+
+
+@pytest.fixture
+def workdir(tmp_path: Path) -> Path:
+    """The folder a real coding agent works in (harness/agent_clients.py)."""
+    return agent_clients.work_folder(tmp_path)

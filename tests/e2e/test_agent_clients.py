@@ -25,12 +25,11 @@ import pytest
 
 from tests.e2e.conftest import Provider, Sidecar, provider_fixture, start_provider, start_sidecar
 from harness import agent_clients
-from harness.agent_clients import ClientRun
+from harness.agent_clients import MARKER, ClientRun
 
 KEY = "sk-provider-KEY-4242424242"  # the providers' key: set by Switchyard, never by a client
 CLIENT_KEY = "sk-client-unused"  # what the clients send: dropped by Switchyard
 STRONG, SMALL = "strong-upstream", "small-upstream"  # what the providers serve
-MARKER = "switchyard-marker.txt"  # only `ls` in the scratch directory reports it
 TOOL_PROMPT_ANSWER = "read the tool result: sunny in Paris"  # harness/client_scripts/common.py
 KINDS = {  # provider kind -> its lines in the policy
     "anthropic": "api: anthropic",
@@ -162,13 +161,6 @@ def assert_one_turn(checked: Checked, model: str = "strong") -> None:
     assert checked.router_calls == 1 and kinds == ["routed:arch-router"] + ["sticky"] * (len(kinds) - 1), kinds
     assert {d["model"] for d in checked.decisions} == {model}
 
-
-@pytest.fixture
-def workdir(tmp_path: Path) -> Path:
-    folder = tmp_path / "work"
-    folder.mkdir()
-    (folder / MARKER).write_text("")
-    return folder
 
 
 # ---- Claude Code ---------------------------------------------------------------------------------

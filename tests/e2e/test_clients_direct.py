@@ -17,8 +17,8 @@ import pytest
 
 from tests.e2e.conftest import Provider, start_provider
 from harness import agent_clients
+from harness.agent_clients import MARKER, ClientRun
 from harness.fake_provider.answers import text_of
-from harness.agent_clients import ClientRun
 
 KEY = "sk-direct-KEY-0123456789"
 CLAUDE_CODE_MODEL = "claude-opus-5-5"  # Claude Code 2.1.332's default model
@@ -26,7 +26,6 @@ CODEX_MODEL = "gpt-6.2-sol"  # Codex 0.171.0's default model
 CODEX_CLASSIC_MODEL = "gpt-5.5"  # a model for which Codex offers plain function tools
 OPENAI_MODEL = "gpt-direct"
 ANTHROPIC_MODEL = "claude-direct"
-MARKER = "switchyard-marker.txt"  # a file that only `ls` in the scratch directory can report
 TOOL_ANSWER = "direct read the tool result: sunny in Paris"  # see client_scripts/common.py
 
 
@@ -48,14 +47,6 @@ def provider(logs: Path) -> Iterator[Provider]:
 def clean(provider: Provider) -> None:
     provider.reset()
 
-
-@pytest.fixture
-def workdir(tmp_path: Path) -> Path:
-    """The directory a coding agent works in; `ls` there prints MARKER."""
-    folder = tmp_path / "work"
-    folder.mkdir()
-    (folder / MARKER).write_text("")
-    return folder
 
 
 def accepted(provider: Provider, path: str, count: int) -> list[dict[str, Any]]:
