@@ -70,3 +70,17 @@ def string_map(entries: list[int | bytes]) -> dict[str, bytes]:
             if isinstance(key, bytes) and isinstance(value, bytes):
                 out[key.decode("utf-8", "replace")] = value
     return out
+
+
+def metadata_strings(metadata: bytes, namespace: str) -> dict[str, str]:
+    """The string values of one namespace of an envoy.config.core.v3.Metadata (its
+    filter_metadata: map<string, Struct>; a Struct's fields: map<string, Value>, string_value = 3)."""
+    struct = string_map(message_fields(metadata).get(1, [])).get(namespace)
+    if struct is None:
+        return {}
+    out = {}
+    for key, value in string_map(message_fields(struct).get(1, [])).items():
+        text = message_fields(value).get(3)
+        if text and isinstance(text[-1], bytes):
+            out[key] = text[-1].decode("utf-8", "replace")
+    return out

@@ -31,7 +31,9 @@ from control_plane.observability.access_log import AccessLogSink
 from control_plane.observability.metrics import Metrics, use_multiprocess_dir
 from control_plane.policy.loader import load_policy_set
 from control_plane.policy.model import PolicySet
+from control_plane.extproc.usage_tap import UsageTap
 from control_plane.reloader import Reloader
+from control_plane.spend.accountant import Accountant
 from control_plane.routing.router_pool import RouterPool
 from control_plane.policy.snapshot import SnapshotStore
 from control_plane.policy.watcher import PolicyWatcher
@@ -173,12 +175,15 @@ async def run(options: SidecarOptions) -> int:
     await reloader.publish_initial()
     # The control plane's gRPC server for Envoy: ADS (clusters and routes) and the access log
     # (request metrics). ext_proc streams go to the workers.
-    server = Server([AdsServer(xds), AccessLogSink(metrics)], codec=RawOrProtoCodec())
+    # The request log line, metrics and spend of every request settle here (spend/accountant.py),
+    # from Envoy's access log and the answers' usage (the usage tap, the guarded path).
+    accountant = Accountant(snapshots, metrics)
+    server = Server([AdsServer(xds), AccessLogSink(accountant.entry), UsageTap(accountant)], codec=RawOrProtoCodec())
     await server.start(options.control.host, options.control.port)
     await workers.start(snapshots.generation, policies)
     circuits = Circuits(metrics=metrics)
     # The guarded path keeps Responses API answers in the store workers ask (shared state).
-    failover = Failover(snapshots, circuits, metrics, shared_state.shared.responses)
+    failover = Failover(snapshots, circuits, metrics, shared_state.shared.responses, accountant)
     failover_runner = web.AppRunner(failover.app(), access_log=None, handler_cancellation=True)
     await failover_runner.setup()
     await web.TCPSite(failover_runner, options.failover.host, options.failover.port).start()

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from control_plane.apis import anthropic_errors, anthropic_translate, model_lists, responses_translate
-from control_plane.headers import ANTHROPIC_VERSION_HEADER
 from control_plane.apis.anthropic_streams import AnthropicToOpenAIStream, OpenAIToAnthropicStream
 from control_plane.apis.openai_errors import error_body as openai_error_body
 from control_plane.apis.openai_errors import error_event as openai_error_event
@@ -22,6 +21,8 @@ from control_plane.apis.provider_errors import as_text, read_error
 from control_plane.apis.responses_streams import OpenAIToResponsesStream
 from control_plane.apis.stream_guard import AnthropicGuard, ResponsesGuard, SseGuard
 from control_plane.apis.translation import CheckedStream, Dropped, checked_answer, checked_request
+from control_plane.apis.usage import AnthropicUsage, OpenAIUsage, ResponsesUsage, UsageReader, asking_openai_usage
+from control_plane.headers import ANTHROPIC_VERSION_HEADER
 
 Body = dict[str, Any]
 OPENAI, ANTHROPIC, RESPONSES = "openai", "anthropic", "responses"
@@ -68,6 +69,11 @@ class Api:
     # GET /v1/models and /v1/models/{id} in this API's shape (model_lists.py), when it has its own.
     model_list: Callable[[Sequence[str]], bytes] | None = None
     model_entry: Callable[[str], bytes] | None = None
+    # Reads the token usage of an answer in this API (streamed or not): apis/usage.py.
+    usage_reader: Callable[[bool], UsageReader] = OpenAIUsage
+    # The request asking for usage, for an API whose answers carry it only when asked (OpenAI
+    # chat streams); None when this one already does.
+    ask_usage: Callable[[Body], Body | None] = lambda request: None
 
 
 def _same(value: Any, *context: Any) -> Any:
@@ -94,6 +100,7 @@ APIS: dict[str, Api] = {
     OPENAI: Api(
         name=OPENAI, chat_path="chat/completions", key_header="authorization", key_prefix="Bearer ",
         stream_guard=SseGuard, model_list=model_lists.openai_models, model_entry=model_lists.openai_model,
+        ask_usage=asking_openai_usage,
         error_body=openai_error_body, error_event=openai_error_event,
         request_to_openai=_same, response_from_openai=_same, error_from_openai=_openai_shaped,
         stream_from_openai=lambda request: Unchanged(),
@@ -104,6 +111,7 @@ APIS: dict[str, Api] = {
         name=ANTHROPIC, chat_path="messages", key_header="x-api-key", key_prefix="",
         stream_guard=AnthropicGuard, own_headers_prefix="anthropic-", version_header=ANTHROPIC_VERSION_HEADER,
         counts_tokens=True, model_list=model_lists.anthropic_models, model_entry=model_lists.anthropic_model,
+        usage_reader=AnthropicUsage,
         error_body=anthropic_errors.error_body, error_event=anthropic_errors.error_event,
         request_to_openai=checked_request(anthropic_translate.request_to_openai),
         response_from_openai=checked_answer(lambda raw, request: anthropic_translate.response_from_openai(raw)),
@@ -116,7 +124,8 @@ APIS: dict[str, Api] = {
     ),
     RESPONSES: Api(
         name=RESPONSES, chat_path="responses", key_header="authorization", key_prefix="Bearer ",
-        stream_guard=ResponsesGuard, error_body=openai_error_body, error_event=responses_error_event,
+        stream_guard=ResponsesGuard, usage_reader=ResponsesUsage,
+        error_body=openai_error_body, error_event=responses_error_event,
         request_to_openai=checked_request(responses_translate.request_to_openai),
         response_from_openai=checked_answer(responses_translate.response_from_openai),
         error_from_openai=_openai_shaped,  # the Responses API's errors are OpenAI-shaped

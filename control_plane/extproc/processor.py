@@ -284,9 +284,12 @@ class RequestProcessor:
             decision = replace(decision, requested_model=request.model)
         if door.decides == NAMED and model.name != name:  # not a configured name: passed on as it came
             return self._forward(_direct_headers(model, self.headers), decision, model)
-        # Who answered is only seen on the guarded path: a response that may be continued by id goes there.
+        # What only the guarded path can do: see who answered a response that may be continued by
+        # id, and ask a stream for the usage its app did not ask for (and hide it from the app).
         remembered = door.keeps_responses and request.body.get("store") is not False
-        if door.decides == ROUTE and (not model.provider.serves(door.api) or model.has_fallbacks or remembered):
+        hidden_usage = door.api.ask_usage(request.body) is not None
+        if door.decides == ROUTE and (not model.provider.serves(door.api) or model.has_fallbacks or remembered
+                                      or hidden_usage):
             # The guarded path sets `model` and translates per attempt: the body goes on untouched.
             return self._forward(_guarded_headers(policy, model, decision.route), decision, model)
         return self._forward(_direct_headers(model, self.headers), decision, model,
@@ -359,12 +362,15 @@ class RequestProcessor:
                 "switchyard.model": decision.model,
                 "switchyard.app": decision.app,
             })
+        # For the usage tap (control_plane/usage/): whose answer comes back, and which request it is.
+        answer_api = (self.door.api if self.door else APIS[OPENAI]).name
+        request_id = self.headers.get(REQUEST_ID_HEADER, "")
         return Forward(
             set_headers=set_headers,
             remove_headers=remove,
             body=body,
             clear_route_cache=True,
-            metadata=decision.metadata(),
+            metadata=decision.metadata() | {"api": answer_api, "request_id": request_id},
         )
 
     def _models_reply(self, policy: Policy) -> Reply:

@@ -13,14 +13,14 @@ Field numbers are from envoy/service/ext_proc/v3/external_processor.proto.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from control_plane.extproc.processor import Action, Forward, Reply
 from control_plane.headers import METADATA_NAMESPACE
 from control_plane.protowire import LEN as _LEN
 from control_plane.protowire import VARINT as _VARINT
 from control_plane.protowire import WireError as WireError  # re-exported for callers
-from control_plane.protowire import read_fields
+from control_plane.protowire import metadata_strings, read_fields
 
 # ProcessingRequest oneof `request`: field number -> phase name.
 REQUEST_PHASES = {
@@ -39,12 +39,16 @@ _OVERWRITE_IF_EXISTS_OR_ADD = 2
 _BODY_MODE_BUFFERED = 2
 
 
+_METADATA_CONTEXT = 8  # ProcessingRequest.metadata_context
+
+
 @dataclass(frozen=True)
 class ProcessingRequest:
     phase: str  # e.g. "request_headers"; "" when Envoy sent a phase this codec does not know
     headers: dict[str, str]
     body: bytes
     end_of_stream: bool
+    metadata: dict[str, str] = field(default_factory=dict)  # forwarded dynamic metadata (our namespace)
 
 
 # ---- reading ----------------------------------------------------------------------------
@@ -70,13 +74,13 @@ def _header_map(data: bytes) -> dict[str, str]:
 
 
 def decode_request(data: bytes) -> ProcessingRequest:
+    phase, headers, body, end_of_stream, metadata = "", {}, b"", False, {}
     for number, value in read_fields(data):
-        phase = REQUEST_PHASES.get(number)
-        if phase is None or not isinstance(value, bytes):
+        if number == _METADATA_CONTEXT and isinstance(value, bytes):
+            metadata = metadata_strings(value, METADATA_NAMESPACE)
+        if REQUEST_PHASES.get(number) is None or not isinstance(value, bytes) or phase:
             continue
-        headers: dict[str, str] = {}
-        body = b""
-        end_of_stream = False
+        phase = REQUEST_PHASES[number]
         for n, v in read_fields(value):
             if phase.endswith("_headers") and n == 1 and isinstance(v, bytes):
                 headers = _header_map(v)
@@ -86,8 +90,7 @@ def decode_request(data: bytes) -> ProcessingRequest:
                 body = v
             elif phase.endswith("_body") and n == 2:
                 end_of_stream = bool(v)
-        return ProcessingRequest(phase, headers, body, end_of_stream)
-    return ProcessingRequest("", {}, b"", False)
+    return ProcessingRequest(phase, headers, body, end_of_stream, metadata)
 
 
 # ---- writing ----------------------------------------------------------------------------

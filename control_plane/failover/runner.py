@@ -35,6 +35,7 @@ from control_plane.apis.responses_translate import output_items
 from control_plane.apis.sse import json_event
 from control_plane.apis.table import APIS, OPENAI, Api, StreamTranslator, Unchanged
 from control_plane.apis.translation import Dropped, dropped_header
+from control_plane.apis.usage import HiddenUsage, Usage, UsageReader, UsageSink
 from control_plane.apis.json_body import replace_model, with_model
 from control_plane.failover.circuits import Circuits
 from control_plane.apis.continuation import continuable, continuation_body
@@ -108,6 +109,7 @@ class Started:
     translator: StreamTranslator = field(default_factory=Unchanged)  # provider's API -> OpenAI
     answer: bytes = b""  # (non-streaming) the whole answer, in the app's API
     native: bool = False  # in the app's own API, as the provider sent it: relayed untranslated
+    usage: UsageReader | None = None  # the provider's own counts, read from its answer as it passes
 
 
 @dataclass
@@ -124,6 +126,7 @@ class Exchange:
     kept: StoredResponse | None = None  # the translated response this request continues, if any
     attempts: Attempts = field(default_factory=lambda: Attempts())
     dropped: Dropped = field(default_factory=set)  # hints translations dropped (x-switchyard-dropped)
+    used: list[Usage] = field(default_factory=list)  # what each answering provider reported it used
     _openai: dict[str, Any] | None = None
 
     @property
@@ -184,13 +187,14 @@ def _json_error(door: Door | None, status: int, message: str, code: str, attempt
 
 class Failover:
     def __init__(self, snapshots: SnapshotStore, circuits: Circuits, metrics: Metrics | None = None,
-                 responses: ResponseStore | None = None) -> None:
+                 responses: ResponseStore | None = None, usage: UsageSink | None = None) -> None:
         self.snapshots = snapshots
         self.circuits = circuits
         self.metrics = metrics or circuits.metrics
         # The store workers ask (shared state): who answered, and translated conversations.
         self.responses = responses if responses is not None else ResponseStore()
         self.sessions = ProviderSessions()
+        self.usage = usage  # where each request's usage goes (control_plane/spend/)
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=0)  # Envoy already enforced the body limit
@@ -213,6 +217,17 @@ class Failover:
         raw = await request.read()
         sent = json.loads(raw)  # the processor checked it
         exchange = Exchange(request, door, raw, sent, policy, model, route, self._continues(door, sent))
+        request_id = request.headers.get(REQUEST_ID_HEADER, "")
+        if self.usage is not None:
+            self.usage.begin(request_id)
+        try:
+            return await self._answer(exchange)
+        finally:
+            if self.usage is not None:
+                self.usage.add(request_id, sum(exchange.used, Usage()) if exchange.used else None)
+
+    async def _answer(self, exchange: Exchange) -> web.StreamResponse:
+        request, door, policy, model = exchange.request, exchange.door, exchange.policy, exchange.model
         started, last = await self._first_answer(exchange)
         log.info("attempts", request_id=request.headers.get(REQUEST_ID_HEADER), policy=policy.name,
                  requested=model.name, attempts=exchange.attempts.header(),
@@ -223,11 +238,19 @@ class Failover:
         try:
             if started.guard is not None:
                 return await self._relay_stream(exchange, started)
+            self._used(exchange, started)
             self._remember(exchange, started, lambda: json_event(started.answer, "the answer"))
             return web.Response(status=started.response.status, body=started.answer,
                                 headers=self._answer_headers(started, exchange))
         finally:
             started.response.release()
+
+    @staticmethod
+    def _used(exchange: Exchange, started: Started) -> None:
+        """Note what an answering provider reported it used (its segment of a continued stream)."""
+        usage = started.usage.finish() if started.usage is not None else None
+        if usage is not None:
+            exchange.used.append(usage)
 
     def _continues(self, door: Door, sent: dict[str, Any]) -> StoredResponse | None:
         """The translated response (its conversation kept here) this request continues, if any."""
@@ -360,10 +383,15 @@ class Failover:
         native = body is None and provider.serves(exchange.door.api)
         api = exchange.door.api if native else provider.wire_api
         try:
-            if native:
+            # An answer that reports usage only when asked (an OpenAI chat stream) is asked for it;
+            # the app that did not ask then does not see it (README: "Usage and cost").
+            asking = api.ask_usage(exchange.sent if native else (exchange.openai() if body is None else body))
+            if native and asking is not None:
+                payload = with_model(asking, model.upstream_model)  # the one change but `model`
+            elif native:
                 payload = replace_model(exchange.raw, model.upstream_model)
             else:
-                body = exchange.openai() if body is None else body
+                body = asking or (exchange.openai() if body is None else body)
                 payload = with_model(api.request_from_openai(body, exchange.dropped), model.upstream_model)
         except RequestError as error:  # the request cannot be carried to this provider's API
             return None, Outcome(str(error.status), error.status, {},
@@ -382,11 +410,14 @@ class Failover:
                     response.release()
                     return None, Outcome(str(status), status, dict(response.headers),
                                          api.error_to_openai(status, problem))
+                usage = api.usage_reader(stream)
                 if not stream:  # translated into the app's API here: an unreadable answer is a failed attempt
                     whole = await response.read()
+                    usage.feed(whole)
                     answer = whole if native else exchange.door.api.response_from_openai(
                         api.response_to_openai(whole), exchange.sent)
-                    return Started(model, response, answer=answer, native=native), Outcome(str(status), status)
+                    return (Started(model, response, answer=answer, native=native, usage=usage),
+                            Outcome(str(status), status))
                 guard = api.stream_guard() if native else SseGuard()
                 translator = Unchanged() if body is None else api.stream_to_openai(body)  # None: native
                 first = b""
@@ -395,8 +426,9 @@ class Failover:
                     if not chunk:
                         response.release()
                         return None, Outcome(RESET)
+                    usage.feed(chunk)
                     first = guard.feed(translator.feed(chunk))
-                return (Started(model, response, first, guard, translator, native=native),
+                return (Started(model, response, first, guard, translator, native=native, usage=usage),
                         Outcome(str(status), status))
         except TimeoutError:
             label = TIMEOUT
@@ -469,7 +501,9 @@ class Failover:
         # Translated events go through one translator for the whole answer (continuations are
         # spliced into it); a native answer is relayed as it is (and never continued).
         translated = exchange.door.api.stream_from_openai(exchange.sent)
-        native = Unchanged()
+        native: StreamTranslator = Unchanged()
+        if exchange.door.api.ask_usage(exchange.sent) is not None:  # usage was asked for it, not by it
+            native = translated = HiddenUsage()
         try:
             await response.prepare(request)
             to_door = native if started.native else translated
@@ -479,6 +513,7 @@ class Failover:
                 assert current.guard is not None
                 to_door = native if current.native else translated
                 failure = await self._pump(current, to_door, response)
+                self._used(exchange, current)
                 if failure is None:
                     # The whole answer a Responses stream ends with (response.completed), as the
                     # provider's guard or our translator saw it.
@@ -530,6 +565,8 @@ class Failover:
                 return "the provider's connection broke"
             if not chunk:
                 return "the provider ended the stream without [DONE]"
+            if started.usage is not None:
+                started.usage.feed(chunk)
             try:
                 out = to_door.feed(guard.feed(started.translator.feed(chunk)))
             except MalformedStream as exc:

@@ -96,6 +96,20 @@ class Metrics:
             "switchyard_stream_continuations",
             "Broken streams finished by a fallback that continued the partial answer.",
             ["broken_model", "model"], registry=registry)
+        # What answers used and cost (control_plane/spend/), from the providers' own counts.
+        self.tokens = Counter(
+            "switchyard_tokens",
+            "Tokens of answered requests, by app, policy, route, the model that answered, and kind "
+            "(input, cached_input, output, reasoning; output includes reasoning, input excludes cached).",
+            ["app", "policy", "route", "model", "kind"], registry=registry)
+        self.cost_usd = Counter(
+            "switchyard_cost_usd",
+            "What answered requests cost (USD), from their usage and the answering model's price.",
+            ["app", "policy", "route", "model"], registry=registry)
+        self.cost_without_routing_usd = Counter(
+            "switchyard_cost_without_routing_usd",
+            "What the same answers would have cost on each policy's most expensive priced model (USD).",
+            ["app", "policy"], registry=registry)
         self.circuit_open = Gauge(
             "switchyard_circuit_open",
             "1 while a model's circuit is open or half-open (skipped, or waiting for a probe), else 0.",
@@ -107,6 +121,12 @@ class Metrics:
         self.decisions.labels(*labels).inc()
         if router_ms is not None:
             self.router_seconds.labels(labels[1]).observe(router_ms / 1000)
+
+    def record_request(self, labels: tuple[str, str, str, str], status: int, seconds: float | None) -> None:
+        """One answered request (app, policy, route, the model that answered), from Envoy's entry."""
+        self.requests.labels(*labels, str(status)).inc()
+        if seconds is not None:
+            self.request_seconds.labels(*labels).observe(seconds)
 
     def exposition(self) -> bytes:
         """This process's metrics, or with multiprocess files every process's, summed."""

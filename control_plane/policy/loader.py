@@ -28,6 +28,7 @@ from control_plane.policy.model import (
     Model,
     Policy,
     PolicySet,
+    Price,
     Provider,
     Route,
 )
@@ -271,6 +272,7 @@ def _compile(spec: PolicySpec, name: str, file: str, digest: str) -> Policy:
             context_window_fallbacks=tuple(m.context_window_fallbacks),
             failover=policy_rules.merged(m.failover.model_dump()),
             assistant_prefix=m.assistant_prefix,
+            price=Price(**m.price.model_dump()) if m.price else None,
         )
         for key, m in spec.models.items()
     }

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 from control_plane.apis.conversation import DEFAULT_ENVELOPES
 from control_plane.apis.table import APIS, OPENAI, RESPONSES, Api
+from control_plane.apis.usage import Usage
 from control_plane.policy.failover_settings import DEFAULT_RULES, FailoverRules
 from control_plane.policy.apps import APPS_FILE_STEM, Apps
 from router_model.kinds import RouterConfig
@@ -79,6 +80,23 @@ class Provider:
 
 
 @dataclass(frozen=True)
+class Price:
+    """USD per million tokens of each kind (apis/usage.py): cached input and cache writes cost
+    the input price unless the policy says otherwise."""
+
+    input_per_mtok: float
+    output_per_mtok: float
+    cached_input_per_mtok: float | None = None
+    cache_write_per_mtok: float | None = None
+
+    def cost_usd(self, usage: Usage) -> float:
+        cached = self.input_per_mtok if self.cached_input_per_mtok is None else self.cached_input_per_mtok
+        written = self.input_per_mtok if self.cache_write_per_mtok is None else self.cache_write_per_mtok
+        return (usage.input * self.input_per_mtok + usage.cached_input * cached + usage.cache_write * written
+                + usage.output * self.output_per_mtok) / 1_000_000
+
+
+@dataclass(frozen=True)
 class Model:
     """A model name an app may send, and where it goes."""
 
@@ -92,6 +110,7 @@ class Model:
     context_window_fallbacks: tuple[str, ...] = ()
     failover: FailoverRules = DEFAULT_RULES
     assistant_prefix: str | None = None  # how to ask it to continue a partial answer, if it can
+    price: Price | None = None  # None: its usage is counted, its cost is unknown
 
     @property
     def has_fallbacks(self) -> bool:

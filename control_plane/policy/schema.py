@@ -138,6 +138,18 @@ class FailoverSpec(_Strict):
     circuit_cooldown_s: Seconds | None = None
 
 
+Price = Annotated[float, Field(ge=0, le=100_000)]
+
+
+class PriceSpec(_Strict):
+    """USD per million tokens; cached input and cache writes cost the input price unless set."""
+
+    input_per_mtok: Price
+    output_per_mtok: Price
+    cached_input_per_mtok: Price | None = None
+    cache_write_per_mtok: Price | None = None
+
+
 class ModelSpec(_Strict):
     provider: Name
     upstream_model: Annotated[str, StringConstraints(min_length=1)] | None = None
@@ -149,6 +161,7 @@ class ModelSpec(_Strict):
     # This model can continue a partial answer, and how to ask it (control_plane/failover/continuation.py):
     # a stream that breaks mid-answer on a model before it in a chain is finished here.
     assistant_prefix: str | None = None
+    price: PriceSpec | None = None  # what its tokens cost (README: "Usage and cost")
 
     @field_validator("assistant_prefix")
     @classmethod

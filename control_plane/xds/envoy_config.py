@@ -23,6 +23,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 # Registers the TLS context type so typed_config Any fields resolve.
+import envoy_data_plane.envoy.extensions.filters.http.ext_proc.v3  # noqa: F401 (registers ExtProcPerRoute)
 import envoy_data_plane.envoy.extensions.transport_sockets.tls.v3  # noqa: F401
 import yaml
 from envoy_data_plane.envoy.config.cluster.v3 import Cluster
@@ -169,6 +170,11 @@ def provider_route(provider: Provider) -> dict[str, Any]:
     }
 
 
+# The usage tap's filter (envoy/bootstrap.yaml): off on the guarded path, which reads its own answers.
+USAGE_TAP_FILTER = "switchyard.usage_tap"
+EXT_PROC_PER_ROUTE = "type.googleapis.com/envoy.extensions.filters.http.ext_proc.v3.ExtProcPerRoute"
+
+
 def failover_route() -> dict[str, Any]:
     """The guarded path: Envoy hands the request to control_plane/failover/runner.py, which bounds every
     attempt itself (no route timeout: a healthy stream may last as long as it needs)."""
@@ -177,6 +183,7 @@ def failover_route() -> dict[str, Any]:
         "name": FAILOVER_CLUSTER,
         "match": {"prefix": "/v1/", "headers": [header]},
         "route": {"cluster": FAILOVER_CLUSTER, "timeout": "0s"},
+        "typed_per_filter_config": {USAGE_TAP_FILTER: {"@type": EXT_PROC_PER_ROUTE, "disabled": True}},
         "request_headers_to_remove": [CLUSTER_HEADER],
         # The model that answered, the attempts and what translation dropped come from the guarded path.
         **_decision_headers(MODEL_HEADER, ATTEMPTS_HEADER, DROPPED_HEADER),
@@ -276,6 +283,7 @@ def render_bootstrap(ports: EnvoyPorts) -> dict[str, Any]:
         stream_idle_timeout_s=ports.stream_idle_timeout_s,
         max_body_bytes=MAX_BODY_BYTES,
         message_timeout_s=PROCESSOR_MESSAGE_TIMEOUT_S,
+        usage_tap_filter=USAGE_TAP_FILTER,
         metadata_namespace=METADATA_NAMESPACE,
     )
     config: dict[str, Any] = yaml.safe_load(text)

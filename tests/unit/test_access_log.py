@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import datetime
 
-from envoy_data_plane.envoy.config.core.v3 import Metadata
+from envoy_data_plane.envoy.config.core.v3 import Address, Metadata, RequestMethod, SocketAddress
 from envoy_data_plane.envoy.data.accesslog.v3 import (
     AccessLogCommon,
     HttpAccessLogEntry,
+    HttpRequestProperties,
     HttpResponseProperties,
+    ResponseFlags,
 )
 from envoy_data_plane.envoy.service.accesslog.v3 import (
     StreamAccessLogsMessage,
@@ -17,7 +19,7 @@ from envoy_data_plane.envoy.service.accesslog.v3 import (
 )
 from envoy_data_plane.google.protobuf import Struct, Value
 
-from control_plane.observability.access_log import Entry, decode_entries, record
+from control_plane.observability.access_log import Entry, decode_entries
 from control_plane.observability.metrics import Metrics
 
 
@@ -44,16 +46,48 @@ def test_reads_what_envoy_data_plane_writes() -> None:
         ]),
     )
     first, second, empty = decode_entries(bytes(message))
-    assert first == Entry({"app": "checkout", "policy": "default", "route": "code", "model": "gpt-4o"},
-                          200, 1.25, "backup")
-    assert second == Entry({"decision": "rejected", "reason": "invalid_api_key"}, 401, 0.002, None)
-    assert empty == Entry({}, 0, None, None)
+    assert (first.decision, first.status, first.seconds, first.answered_model) == (
+        {"app": "checkout", "policy": "default", "route": "code", "model": "gpt-4o"}, 200, 1.25, "backup")
+    assert (second.decision, second.status, second.answered_model) == (
+        {"decision": "rejected", "reason": "invalid_api_key"}, 401, None)
+    assert (empty.decision, empty.status, empty.seconds, empty.answered_model) == ({}, 0, None, None)
     assert decode_entries(bytes(StreamAccessLogsMessage())) == []
+
+
+def test_the_request_line_has_every_field_envoy_knew() -> None:
+    started = datetime.datetime(2026, 11, 30, 12, 0, 1, 250000, tzinfo=datetime.timezone.utc)
+    full = HttpAccessLogEntry(
+        common_properties=AccessLogCommon(
+            metadata=Metadata(filter_metadata={"switchyard": Struct(fields={
+                "policy": Value(string_value="default"), "decision": Value(string_value="routed:embedding"),
+                "router_ms": Value(string_value="4.2")})}),
+            start_time=started, duration=datetime.timedelta(milliseconds=830),
+            time_to_first_upstream_rx_byte=datetime.timedelta(milliseconds=120),
+            upstream_remote_address=Address(socket_address=SocketAddress(address="10.0.0.7", port_value=443)),
+            downstream_remote_address=Address(socket_address=SocketAddress(address="127.0.0.1", port_value=5555)),
+            upstream_cluster="openai-1234", upstream_request_attempt_count=2,
+            response_flags=ResponseFlags(upstream_connection_failure=True, upstream_retry_limit_exceeded=True)),
+        request=HttpRequestProperties(request_method=RequestMethod.POST, path="/v1/chat/completions",
+                                      request_id="r-9", request_body_bytes=321),
+        response=HttpResponseProperties(response_code=200, response_body_bytes=999, response_code_details="via_upstream",
+                                        response_headers={"x-switchyard-model": "gpt-4o",
+                                                          "x-switchyard-attempts": "gpt-4o:200"}),
+    )
+    message = StreamAccessLogsMessage(http_logs=StreamAccessLogsMessageHttpAccessLogEntries(log_entry=[full]))
+    [decoded] = decode_entries(bytes(message))
+    assert decoded.request_id == "r-9"
+    assert decoded.log_fields() == {
+        "request_id": "r-9", "app": None, "policy": "default", "policy_version": None, "route": None,
+        "model": "gpt-4o", "requested_model": None, "decision": "routed:embedding", "reason": None,
+        "router_ms": "4.2", "timestamp": "2026-11-30T12:00:01.250Z", "provider_cluster": "openai-1234",
+        "upstream_host": "10.0.0.7:443", "upstream_attempts": 2, "response_flags": "UF,URX", "duration_ms": 830,
+        "upstream_ms": 120, "downstream": "127.0.0.1", "method": "POST", "path": "/v1/chat/completions",
+        "bytes_in": 321, "details": "via_upstream", "bytes_out": 999, "attempts": "gpt-4o:200", "status": 200}
 
 
 def test_an_entry_counts_the_model_that_answered() -> None:
     labels = ("checkout", "default", "code", "backup", "200")
     metrics = Metrics()
-    record(Entry({"app": "checkout", "policy": "default", "route": "code", "model": "gpt-4o"}, 200, 0.5, "backup"),
-           metrics)
+    entry_ = Entry({"app": "checkout", "policy": "default", "route": "code", "model": "gpt-4o"}, 200, 0.5, "backup")
+    metrics.record_request(entry_.labels(), entry_.status, entry_.seconds)
     assert metrics.requests.labels(*labels)._value.get() == 1

@@ -110,8 +110,10 @@ def test_edge_settings() -> None:
     assert manager["http2_protocol_options"]["max_concurrent_streams"] == 100
     router = next(f for f in manager["http_filters"] if f["name"] == "envoy.filters.http.router")
     assert router["typed_config"]["suppress_envoy_headers"] is True
-    assert {log["name"] for log in manager["access_log"]} == {"envoy.access_loggers.stderr",
-                                                             "envoy.access_loggers.http_grpc"}
+    # One entry per request to the control plane, which writes the request's log line itself.
+    assert [log["name"] for log in manager["access_log"]] == ["envoy.access_loggers.http_grpc"]
+    tap = next(f for f in manager["http_filters"] if f["name"] == "switchyard.usage_tap")["typed_config"]
+    assert tap["observability_mode"] is True and tap["failure_mode_allow"] is True  # never holds an answer
     assert "tracing" not in manager  # off unless OTEL_EXPORTER_OTLP_ENDPOINT is set
 
 

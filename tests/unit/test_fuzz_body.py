@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from control_plane.extproc import wire
 from control_plane.extproc.processor import Forward, Reply
+from control_plane.headers import CLUSTER_HEADER, FAILOVER_CLUSTER
 from tests.support.scripted_router import ScriptedRouter
 from tests.unit.test_processor import CHAT_HEADERS, make
 
@@ -61,6 +62,11 @@ def test_any_body_gets_a_well_formed_answer(body: bytes, route: str | None, reas
         assert action.status in (400, 404)
         assert name == "immediate_response"
         assert set(json.loads(action.body)["error"]) == {"message", "type", "param", "code"}
+    elif dict(action.set_headers)[CLUSTER_HEADER] == FAILOVER_CLUSTER:
+        # A stream that did not ask for usage goes to the guarded path, which asks for it; the
+        # body goes on untouched.
+        assert name == "request_body" and action.body is None
+        assert json.loads(body).get("stream") is True
     else:
         assert name == "request_body"
         assert action.body is not None

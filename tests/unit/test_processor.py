@@ -51,7 +51,7 @@ async def test_auto_routes_and_rewrites_model_and_credentials(monkeypatch: pytes
     policy_version = make(router).policies.default.version
     assert action.metadata == {"policy": "default", "route": "code_generation", "model": "gpt-4o",
                                "decision": "routed:arch-router", "router_ms": "12.5",
-                               "policy_version": policy_version}
+                               "policy_version": policy_version, "api": "openai", "request_id": ""}
     assert router.queries[0].conversation[0].content == "write a function"
 
 
