@@ -154,3 +154,40 @@ def pieces(text: str) -> list[str]:
 
 def halves(text: str) -> list[str]:
     return [text[:len(text) // 2], text[len(text) // 2:]]
+
+
+# The usage the fake reports: its defaults, or the counts a test sets (control(tokens={...})), in
+# each API's shape (input without cached; output with reasoning; Anthropic's cache writes apart).
+DEFAULT_TOKENS = {"openai": {"input": 1, "output": 1}, "anthropic": {"input": 3, "output": 5},
+                  "responses": {"input": 3, "output": 5}}
+
+
+def _tokens(api: str, tokens: dict[str, int] | None) -> dict[str, int]:
+    counts = {"input": 0, "cached": 0, "cache_write": 0, "output": 0, "reasoning": 0}
+    return counts | (tokens or DEFAULT_TOKENS[api])
+
+
+def openai_usage(tokens: dict[str, int] | None) -> dict[str, Any]:
+    t = _tokens("openai", tokens)
+    prompt = t["input"] + t["cached"]
+    usage: dict[str, Any] = {"prompt_tokens": prompt, "completion_tokens": t["output"],
+                             "total_tokens": prompt + t["output"]}
+    if tokens:
+        usage |= {"prompt_tokens_details": {"cached_tokens": t["cached"]},
+                  "completion_tokens_details": {"reasoning_tokens": t["reasoning"]}}
+    return usage
+
+
+def anthropic_usage(tokens: dict[str, int] | None) -> dict[str, Any]:
+    t = _tokens("anthropic", tokens)
+    usage = {"input_tokens": t["input"], "output_tokens": t["output"]}
+    if tokens:
+        usage |= {"cache_read_input_tokens": t["cached"], "cache_creation_input_tokens": t["cache_write"]}
+    return usage
+
+
+def responses_usage(tokens: dict[str, int] | None) -> dict[str, Any]:
+    t = _tokens("responses", tokens)
+    return {"input_tokens": t["input"] + t["cached"], "input_tokens_details": {"cached_tokens": t["cached"]},
+            "output_tokens": t["output"], "output_tokens_details": {"reasoning_tokens": t["reasoning"]},
+            "total_tokens": t["input"] + t["cached"] + t["output"]}

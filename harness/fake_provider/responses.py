@@ -14,11 +14,9 @@ import json
 import time
 from typing import Any
 
-from harness.fake_provider.answers import Asked, Call, Tool, blocks, halves, pieces, schema_asked, text_of
+from harness.fake_provider.answers import Asked, Call, Tool, blocks, halves, pieces, responses_usage, schema_asked, text_of
 from harness.fake_provider.checks import item_type
 
-USAGE = {"input_tokens": 3, "input_tokens_details": {"cached_tokens": 0}, "output_tokens": 5,
-         "output_tokens_details": {"reasoning_tokens": 0}, "total_tokens": 8}
 MALFORMED = b'event: response.output_text.delta\ndata: {"type": \n\n'
 Event = tuple[bytes, bool]  # an SSE event, and whether the chunk-counting faults count it
 
@@ -92,11 +90,12 @@ def issuer(name: str) -> str:
     return f"fake-{name}:"
 
 
-def response_object(name: str, body: dict[str, Any], output: list[dict[str, Any]]) -> dict[str, Any]:
+def response_object(name: str, body: dict[str, Any], output: list[dict[str, Any]],
+                    tokens: dict[str, int] | None = None) -> dict[str, Any]:
     """A completed response, echoing the request's settings as the real API does."""
     return {
         "id": f"resp_{name}_{time.monotonic_ns()}", "object": "response", "created_at": int(time.time()),
-        "status": "completed", "model": body.get("model", ""), "output": output, "usage": USAGE,
+        "status": "completed", "model": body.get("model", ""), "output": output, "usage": responses_usage(tokens),
         "instructions": body.get("instructions"), "previous_response_id": body.get("previous_response_id"),
         "store": body.get("store", True), "tools": body.get("tools") or [],
         "tool_choice": body.get("tool_choice", "auto"), "parallel_tool_calls": body.get("parallel_tool_calls", True),

@@ -55,11 +55,22 @@ from typing import Any
 from aiohttp import web
 
 from harness.fake_provider import responses as fake_responses
-from harness.fake_provider.answers import Asked, Call, Tool, blocks, decide, halves, pieces, schema_asked, text_of
+from harness.fake_provider.answers import (
+    Asked,
+    Call,
+    Tool,
+    anthropic_usage,
+    blocks,
+    decide,
+    halves,
+    openai_usage,
+    pieces,
+    schema_asked,
+    text_of,
+)
 from harness.fake_provider.checks import (Problem, anthropic_error, check_chat, check_key, check_messages,
                                        check_model, check_responses, openai_error)
 
-USAGE = {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}
 OPENAI_MALFORMED = b'data: {"choices": [{"delta": \n\n'
 ANTHROPIC_MALFORMED = b'event: content_block_delta\ndata: {"type": \n\n'
 Event = tuple[bytes, bool]  # an SSE event, and whether the chunk-counting faults count it
@@ -118,7 +129,7 @@ def asked_anthropic(body: dict[str, Any]) -> Asked:
 
 
 def completion(name: str, model: str, content: str | None,
-               tool_calls: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+               tool_calls: list[dict[str, Any]] | None = None, tokens: dict[str, int] | None = None) -> dict[str, Any]:
     message: dict[str, Any] = {"role": "assistant", "content": content}
     if tool_calls:
         message["tool_calls"] = tool_calls
@@ -128,7 +139,7 @@ def completion(name: str, model: str, content: str | None,
         "created": int(time.time()),
         "model": model,
         "choices": [{"index": 0, "finish_reason": "tool_calls" if tool_calls else "stop", "message": message}],
-        "usage": USAGE,
+        "usage": openai_usage(tokens),
     }
 
 
@@ -169,13 +180,14 @@ def openai_events(name: str, body: dict[str, Any], behaviour: dict[str, Any]) ->
     events.append((chunk([{"index": 0, "delta": {}, "finish_reason": finish}]), False))
     options = body.get("stream_options")
     if isinstance(options, dict) and options.get("include_usage"):
-        events.append((chunk([], usage=USAGE), False))
+        events.append((chunk([], usage=openai_usage(behaviour["tokens"])), False))
     if not behaviour["no_done"]:
         events.append((b"data: [DONE]\n\n", False))
     return events
 
 
-def anthropic_message(name: str, model: str, asked: Asked, answer: str | Call) -> dict[str, Any]:
+def anthropic_message(name: str, model: str, asked: Asked, answer: str | Call,
+                      tokens: dict[str, int] | None = None) -> dict[str, Any]:
     if isinstance(answer, Call):
         content = [{"type": "text", "text": "Let me check."},
                    {"type": "tool_use", "id": f"toolu_{asked.turn}", "name": answer.name, "input": answer.arguments}]
@@ -183,7 +195,7 @@ def anthropic_message(name: str, model: str, asked: Asked, answer: str | Call) -
         content = [{"type": "text", "text": answer}]
     return {"id": f"msg_{name}_{time.monotonic_ns()}", "type": "message", "role": "assistant", "model": model,
             "content": content, "stop_reason": "tool_use" if isinstance(answer, Call) else "end_turn",
-            "stop_sequence": None, "usage": {"input_tokens": 3, "output_tokens": 5}}
+            "stop_sequence": None, "usage": anthropic_usage(tokens)}
 
 
 def anthropic_deltas(block: dict[str, Any]) -> list[dict[str, Any]]:
@@ -197,7 +209,8 @@ def anthropic_events(message: dict[str, Any], behaviour: dict[str, Any]) -> list
     def sse(data: dict[str, Any], counted: bool = False) -> Event:
         return f"event: {data['type']}\ndata: {json.dumps(data)}\n\n".encode(), counted
 
-    start = {**message, "content": [], "stop_reason": None, "usage": {"input_tokens": 3, "output_tokens": 1}}
+    # message_start carries the input counts (output so far: 1); message_delta the final output.
+    start = {**message, "content": [], "stop_reason": None, "usage": {**message["usage"], "output_tokens": 1}}
     events = [sse({"type": "message_start", "message": start}), sse({"type": "ping"})]
     for index, block in enumerate(message["content"]):
         empty = {**block, "text": ""} if block["type"] == "text" else {**block, "input": {}}
@@ -205,7 +218,7 @@ def anthropic_events(message: dict[str, Any], behaviour: dict[str, Any]) -> list
         events += [sse({"type": "content_block_delta", "index": index, "delta": delta}, True)
                    for delta in anthropic_deltas(block)]
         events.append(sse({"type": "content_block_stop", "index": index}))
-    events.append(sse({"type": "message_delta", "usage": {"output_tokens": 5},
+    events.append(sse({"type": "message_delta", "usage": {"output_tokens": message["usage"]["output_tokens"]},
                        "delta": {"stop_reason": message["stop_reason"], "stop_sequence": None}}))
     if not behaviour["no_done"]:
         events.append(sse({"type": "message_stop"}))
@@ -249,7 +262,7 @@ def make_app(name: str, models: list[str] | None = None, key: str | None = None)
     only that key is accepted (else 401)."""
     requests: list[dict[str, Any]] = []
     stored: dict[str, list[Any]] = {}  # Responses API: a remembered response's whole conversation
-    defaults: dict[str, Any] = {"route": None, "delay_ms": 0, "status": 200, "raw": None,
+    defaults: dict[str, Any] = {"tokens": None, "route": None, "delay_ms": 0, "status": 200, "raw": None,
                                 "chunks": 5, "chunk_delay_ms": 0, "die_after_chunks": None,
                                 "headers": {}, "script": [], "reset": False, "hang": False,
                                 "error": None, "first_event_ms": 0, "stall_after_chunks": None,
@@ -312,9 +325,9 @@ def make_app(name: str, models: list[str] | None = None, key: str | None = None)
         asked = asked_openai(body)
         decided = decide(name, asked, behaviour)
         if isinstance(decided, Call):
-            reply = completion(name, body.get("model", ""), None, [openai_call(asked, decided)])
+            reply = completion(name, body.get("model", ""), None, [openai_call(asked, decided)], behaviour["tokens"])
         else:
-            reply = completion(name, body.get("model", ""), decided)
+            reply = completion(name, body.get("model", ""), decided, tokens=behaviour["tokens"])
         return web.json_response(reply, headers=behaviour["headers"])
 
     async def messages(request: web.Request) -> web.StreamResponse:
@@ -329,7 +342,8 @@ def make_app(name: str, models: list[str] | None = None, key: str | None = None)
             return web.json_response(scripted_anthropic_error(name, behaviour["status"], behaviour["error"]),
                                      status=behaviour["status"], headers=behaviour["headers"])
         asked = asked_anthropic(body)
-        message = anthropic_message(name, body.get("model", ""), asked, decide(name, asked, behaviour))
+        message = anthropic_message(name, body.get("model", ""), asked, decide(name, asked, behaviour),
+                                    behaviour["tokens"])
         if body.get("stream"):
             return await send(request, anthropic_events(message, behaviour), behaviour, ANTHROPIC_MALFORMED)
         return web.json_response(message, headers=behaviour["headers"])
@@ -350,7 +364,7 @@ def make_app(name: str, models: list[str] | None = None, key: str | None = None)
             return scripted_openai_error(behaviour)
         asked = fake_responses.asked_responses(body, items)
         output = fake_responses.output_items(name, body, asked, decide(name, asked, behaviour))
-        response = fake_responses.response_object(name, body, output)
+        response = fake_responses.response_object(name, body, output, behaviour["tokens"])
         if body.get("store") is not False:
             stored[response["id"]] = [*items, *output]
         if body.get("stream"):
