@@ -33,7 +33,7 @@ _COMMON, _REQUEST, _RESPONSE = 1, 3, 4  # HTTPAccessLogEntry
 _DOWNSTREAM, _START, _FIRST_UPSTREAM_RX, _LAST_TX_BYTE = 2, 5, 9, 12
 _UPSTREAM_HOST, _CLUSTER, _FLAGS, _METADATA, _DURATION, _UPSTREAM_ATTEMPTS = 13, 15, 16, 17, 23, 24
 # HTTPRequestProperties
-_METHOD, _PATH, _REQUEST_ID, _ORIGINAL_PATH, _REQUEST_BODY_BYTES = 1, 5, 9, 10, 12
+_METHOD, _PATH, _REQUEST_ID, _ORIGINAL_PATH, _REQUEST_BODY_BYTES, _REQUEST_HEADERS = 1, 5, 9, 10, 12, 13
 # HTTPResponseProperties
 _RESPONSE_CODE, _RESPONSE_BODY_BYTES, _RESPONSE_HEADERS, _DETAILS = 1, 3, 4, 6
 # envoy.data.accesslog.v3.ResponseFlags: field number -> Envoy's short name (as %RESPONSE_FLAGS%).
@@ -51,6 +51,7 @@ class Entry:
     seconds: float | None  # first byte in to last byte out
     answered_model: str | None  # x-switchyard-model on the response
     fields: Mapping[str, Any] = field(default_factory=dict)  # the rest of the request log line
+    traceparent: str | None = None  # the request's trace context (W3C), when it had one
 
     @property
     def request_id(self) -> str:
@@ -175,7 +176,11 @@ def decode_entries(message: bytes) -> list[Entry]:
             line |= {"details": _text(response_fields, _DETAILS),
                      "bytes_out": _one(response_fields, _RESPONSE_BODY_BYTES) or 0}
         line["attempts"] = attempts
-        entries.append(Entry(decision, status, seconds, model, line))
+        traceparent = None
+        if isinstance(request, bytes):
+            value = string_map(message_fields(request).get(_REQUEST_HEADERS, [])).get("traceparent")
+            traceparent = value.decode("latin-1") if value is not None else None
+        entries.append(Entry(decision, status, seconds, model, line, traceparent))
     return entries
 
 

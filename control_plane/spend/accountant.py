@@ -21,6 +21,7 @@ import structlog
 
 from control_plane.apis.usage import Usage
 from control_plane.observability.access_log import Entry
+from control_plane.observability import tracing
 from control_plane.observability.metrics import Metrics
 from control_plane.policy.model import Model, Policy
 from control_plane.policy.snapshot import SnapshotStore
@@ -88,6 +89,7 @@ class Accountant:
         self.metrics.record_request(entry.labels(), entry.status, entry.seconds)
         if usage is not None:
             self._count(entry, model, usage, cost)
+            _trace(entry, usage, cost)
             if self.on_spend is not None:
                 self.on_spend(entry, model, usage, cost)
 
@@ -113,6 +115,19 @@ class Accountant:
                 "event": "request", **fields}
         self.out.write(json.dumps(line) + "\n")
         self.out.flush()
+
+
+def _trace(entry: Entry, usage: Usage, cost: float | None) -> None:
+    """The usage as a span of the request's own trace (OTel GenAI attributes), when tracing is on."""
+    if not tracing.enabled() or not entry.traceparent:
+        return
+    counts = token_counts(usage)
+    span = tracing.TRACER.start_span("switchyard.usage", tracing.extract({"traceparent": entry.traceparent}))
+    span.set_attributes({"gen_ai.usage.input_tokens": counts["input"] + counts["cached_input"],
+                         "gen_ai.usage.output_tokens": counts["output"],
+                         "gen_ai.response.model": entry.answered_model or entry.decision.get("model", ""),
+                         **({"switchyard.cost_usd": cost} if cost is not None else {})})
+    span.end()
 
 
 def token_counts(usage: Usage) -> dict[str, int]:

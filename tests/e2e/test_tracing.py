@@ -59,10 +59,11 @@ def ask(sidecar: Sidecar, model: str, span_id: str) -> httpx.Response:
     return response
 
 
-def one_span(receiver: OtlpReceiver, name: str, parent: str) -> Span:
+def one_span(receiver: OtlpReceiver, name: str, parent: str, cluster: str | None = None) -> Span:
     deadline = time.monotonic() + 20  # Envoy's tracer flushes every 5 s
     while True:
-        found = [s for s in receiver.named(name, APP_TRACE) if s.parent_id == parent]
+        found = [s for s in receiver.named(name, APP_TRACE) if s.parent_id == parent
+                 and (cluster is None or s.attributes.get("upstream_cluster") == cluster)]
         if found or time.monotonic() > deadline:
             break
         time.sleep(0.1)
@@ -82,7 +83,7 @@ def decision_span(receiver: OtlpReceiver, app_span: str) -> tuple[Span, Span]:
     ingress = one_span(receiver, "ingress", app_span)
     assert ingress.service == "switchyard-under-test-envoy"
     ext_proc = one_span(receiver, "async envoy.service.ext_proc.v3.ExternalProcessor.Process egress",
-                        ingress.span_id)
+                        ingress.span_id, "switchyard_processor")  # (the usage tap's call is another)
     return ingress, one_span(receiver, "switchyard.decision", ext_proc.span_id)
 
 
@@ -110,6 +111,12 @@ def test_a_routed_request_is_one_trace_with_the_decision_and_router_call_inside(
     lines = [json.loads(line) for line in sidecar.process.log_tail(10**7).splitlines()
              if line.startswith("{") and request_id in line]
     assert any(line.get("event") == "decision" and line.get("trace_id") == APP_TRACE for line in lines)
+    # What the answer used joins the same trace (OTel GenAI attributes), from the provider's counts.
+    deadline = time.monotonic() + 20
+    while not receiver.named("switchyard.usage", APP_TRACE) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    [usage] = receiver.named("switchyard.usage", APP_TRACE)
+    assert (usage.attributes["gen_ai.usage.input_tokens"], usage.attributes["gen_ai.usage.output_tokens"]) == (1, 1)
 
 
 def test_each_guarded_attempt_is_a_span_the_provider_continues(
