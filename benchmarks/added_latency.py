@@ -5,7 +5,10 @@ Starts one local upstream, bare Envoy (same bootstrap minus the Switchyard filte
 direct path) and a model with a fallback chain (the guarded path, control_plane/failover/runner.py), so
 all three see the same machine noise.
 
-    python benchmarks/added_latency.py [--requests 2000] [--concurrency 1]
+    python benchmarks/added_latency.py [--requests 2000] [--concurrency 1] [--baseline DIR]
+
+`--baseline DIR`: also `switchyard up` from another checkout (an earlier commit: `git worktree add
+DIR COMMIT`), in the same run, so that a change is measured against what came before it.
 """
 
 from __future__ import annotations
@@ -117,6 +120,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=1)
+    parser.add_argument("--baseline", type=Path, help="a checkout of an earlier commit, measured too")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="sy-bench-"))
     (work / "policies").mkdir()
@@ -134,11 +138,20 @@ def main() -> None:
                           "--control", "127.0.0.1:19053"],
                          cwd=ROOT, stdout=subprocess.DEVNULL),
     ]
+    if args.baseline:
+        procs.append(subprocess.Popen(
+            [py, "-m", "control_plane.cli", "--log-level", "warning", "up", "--policies", str(work / "policies"),
+             "--listen", "127.0.0.1:19030", "--admin", "127.0.0.1:19190", "--processor", "127.0.0.1:19151",
+             "--envoy-admin", "127.0.0.1:19931", "--failover", "127.0.0.1:19152", "--control", "127.0.0.1:19153"],
+            cwd=args.baseline, env={**os.environ, "PYTHONPATH": str(args.baseline)}, stdout=subprocess.DEVNULL))
     try:
         switchyard = "http://127.0.0.1:19020/v1/chat/completions"
         targets = {"bare envoy": ("http://127.0.0.1:19010/v1/chat/completions", BODY),
                    "switchyard": (switchyard, BODY),
                    "with chain": (switchyard, CHAINED_BODY)}
+        if args.baseline:
+            baseline = "http://127.0.0.1:19030/v1/chat/completions"
+            targets |= {"baseline": (baseline, BODY), "base chain": (baseline, CHAINED_BODY)}
         samples = asyncio.run(measure(targets, args.requests, args.concurrency))
     finally:
         for proc in reversed(procs):
@@ -148,11 +161,11 @@ def main() -> None:
     for name, values in samples.items():
         print(f"{name:>12}: p50 {statistics.median(values):6.2f} ms  p99 {pct(values, 99):6.2f} ms")
     bare = samples["bare envoy"]
-    for name in ("switchyard", "with chain"):
+    for name in [n for n in samples if n != "bare envoy"]:
         sy = samples[name]
         print(f"{'added':>12}: p50 {statistics.median(sy) - statistics.median(bare):+6.2f} ms  "
               f"p99 {pct(sy, 99) - pct(bare, 99):+6.2f} ms  ({name}: explicit model"
-              f"{', fallback chain configured' if name == 'with chain' else ', no fallbacks'})")
+              f"{', fallback chain configured' if 'chain' in name else ', no fallbacks'})")
 
 
 if __name__ == "__main__":

@@ -3,9 +3,9 @@ path's answers ("send and go": Envoy never waits for it, so it adds nothing to a
 and a tap that is down or slow never touches an answer). It reads each answer's token usage, in
 the API the answer speaks, and hands it to the spend accounting by request id.
 
-Envoy sends it the response headers and every body chunk of a request the processor forwarded
-straight to a provider, with the processor's decision record (its dynamic metadata, which names
-the answer's API and the request id). The guarded path reads its own answers' usage instead
+Envoy sends it every body chunk of the answer to a request the processor forwarded straight to a
+provider, with the processor's decision record (its dynamic metadata, which names the answer's
+API and the request id). An error answer carries no usage, so its status need not be read. The guarded path reads its own answers' usage instead
 (envoy/bootstrap.yaml turns the tap off on that route).
 """
 
@@ -30,25 +30,24 @@ class UsageTap:
         self.sink = sink
 
     async def handle(self, stream: Stream[bytes, bytes]) -> None:
-        """One answer: nothing is ever sent back (Envoy would ignore it)."""
+        """One answer's body, chunk by chunk (each with the decision record): nothing is ever sent
+        back (Envoy would ignore it). A stream is told from a whole JSON body by its first byte."""
         reader: UsageReader | None = None
         request_id = ""
         async for raw in stream:
             message = wire.decode_request(raw)
-            if message.phase == "response_headers":
-                status = message.headers.get(":status", "")
+            if message.phase != "response_body":
+                continue
+            if reader is None:
                 request_id = message.metadata.get("request_id", "")
-                if not status.startswith("2") or not request_id:
-                    return  # an error answer costs nothing; an unrouted one is no one's
+                if not request_id:
+                    return  # not a request the processor forwarded
                 api = APIS.get(message.metadata.get("api", OPENAI), APIS[OPENAI])
+                reader = api.usage_reader(not message.body.lstrip().startswith(b"{"))
                 self.sink.begin(request_id)
-                reader = api.usage_reader("text/event-stream" in message.headers.get("content-type", ""))
-                if message.end_of_stream:
-                    break
-            elif message.phase == "response_body" and reader is not None:
-                reader.feed(message.body)
-                if message.end_of_stream:
-                    break
+            reader.feed(message.body)
+            if message.end_of_stream:
+                break
         if reader is not None:
             self.sink.add(request_id, reader.finish())
 
