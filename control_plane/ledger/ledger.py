@@ -48,6 +48,9 @@ REDIS_ERRORS = (RedisError, OSError)  # OSError: a socket error redis-py did not
 
 
 class Ledger:
+    """One per sidecar, in the control plane (workers ask it through the control plane, as they
+    do for rate limits). Made by `open_ledger()`; `close()` it on the way out."""
+
     def __init__(self, local: LocalStore, shared: SharedStore | None, metrics: Metrics, *,
                  clock: Callable[[], datetime] = utc_now, flush_interval_s: float = FLUSH_INTERVAL_S,
                  retry_max_s: float = RETRY_MAX_S) -> None:

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -44,8 +45,17 @@ class Windows:
 def windows(now: datetime) -> Windows:
     if now.tzinfo is None:
         raise ValueError(f"naive datetime {now!r}: the ledger's windows are UTC; pass an aware datetime")
-    now = now.astimezone(timezone.utc)
-    return Windows(now, now.strftime("%Y-%m-%d"), now.strftime("%Y-%m"), now.strftime("%Y-%m-%dT%H:%M"))
+    if now.tzinfo is not timezone.utc:
+        now = now.astimezone(timezone.utc)
+    return Windows(now, *_names(int(now.timestamp()) // 60))
+
+
+@functools.lru_cache(maxsize=16)
+def _names(minute: int) -> tuple[str, str, str]:
+    """A minute's day, month and minute names. Cached: formatting them is most of the cost of a
+    refusal() (formatted once a minute instead of per call)."""
+    start = datetime.fromtimestamp(minute * 60, timezone.utc)
+    return start.strftime("%Y-%m-%d"), start.strftime("%Y-%m"), start.strftime("%Y-%m-%dT%H:%M")
 
 
 def _next_month(now: datetime) -> datetime:

@@ -15,6 +15,8 @@ import pytest
 from structlog.testing import capture_logs
 
 from control_plane.ledger import AppLimits, Ledger, LedgerError, Spend, default_state_dir, open_ledger
+from control_plane.ledger.batch import Batch
+from control_plane.ledger.sqlite_store import LocalStore
 from control_plane.ledger.windows import windows
 from control_plane.observability.metrics import Metrics
 
@@ -257,6 +259,44 @@ async def test_a_failed_write_keeps_the_counts_for_the_next_flush(opened: Opener
     assert sample(metrics, "switchyard_state_store_up", store="sqlite") == 1
     today = (await ledger.report())["apps"]["checkout"]["today"]
     assert (today["requests"], today["cost_usd"]) == (2, 0.75)
+
+
+def test_the_outbox_retries_a_tagged_batch_before_new_counts_and_a_reseed_replaces_it(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path / "ledger.sqlite3")
+    try:
+        w = windows(NOON)
+
+        def batch(*spends: Spend) -> Batch:
+            made = Batch()
+            for one in spends:
+                made.add(one, windows(one.at))
+            return made
+
+        store.write(batch(spend(cost=0.1, input=5)), w, outbox=True)
+        first = store.outgoing()
+        assert first is not None and not first.more and first.batch.id
+        assert first.batch.minutes == {("2025-03-14T12:00", "checkout"): 5}
+        store.write(batch(spend(cost=0.2)), w, outbox=True)  # while the first push is in doubt
+        again = store.outgoing()
+        assert again is not None and again.batch.id == first.batch.id and again.more  # the same id: applied once
+        assert again.batch.usage[("2025-03-14", "checkout", "gpt-4o")].cost_nano == 100_000_000
+        store.sent(first.batch.id)
+        second = store.outgoing()
+        assert second is not None and second.batch.id != first.batch.id and not second.more
+        assert second.batch.usage[("2025-03-14", "checkout", "gpt-4o")].cost_nano == 200_000_000
+        # A Redis without this sidecar's counts: the outbox becomes the month's totals, once.
+        last_month = spend(cost=5.0, at=datetime(2025, 2, 28, 23, 0, tzinfo=UTC))
+        store.write(batch(last_month, spend(cost=0.4, at=datetime(2025, 3, 1, tzinfo=UTC))), w, outbox=True)
+        store.reseed("epoch-2", w)
+        assert store.epoch() == "epoch-2"
+        reseeded = store.outgoing()
+        assert reseeded is not None and not reseeded.more
+        assert {day: counts.cost_nano for (day, _, _), counts in reseeded.batch.usage.items()} == {
+            "2025-03-14": 300_000_000, "2025-03-01": 400_000_000}
+        store.sent(reseeded.batch.id)
+        assert store.outgoing() is None
+    finally:
+        store.close()
 
 
 # ---- opening ---------------------------------------------------------------------------------
