@@ -14,4 +14,12 @@ if ! command -v docker-compose >/dev/null; then
     echo "test.sh: install docker-compose (Debian: apt-get install docker-compose)" >&2
   fi
 fi
+# A real Redis for the ledger's shared-state tests (tests/unit/test_ledger_redis.py starts its own).
+if ! command -v redis-server >/dev/null; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
+  else
+    echo "test.sh: install redis-server (Debian: apt-get install redis-server)" >&2
+  fi
+fi
 exec .venv/bin/python -m pytest -q -p no:cacheprovider "$@"

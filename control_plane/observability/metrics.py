@@ -114,6 +114,17 @@ class Metrics:
             "switchyard_circuit_open",
             "1 while a model's circuit is open or half-open (skipped, or waiting for a probe), else 0.",
             ["provider", "upstream_model"], registry=registry, multiprocess_mode="livemax")
+        # The state stores of the spend ledger (control_plane/ledger/): SQLite, and Redis when shared.
+        self.state_store_up = Gauge(
+            "switchyard_state_store_up",
+            "1 while a state store answers, 0 while it does not (sqlite: the ledger file; redis: the "
+            "shared counts; without Redis, limits are per sidecar and counts catch up when it returns).",
+            ["store"], registry=registry, multiprocess_mode="livemax")
+        self.state_store_errors = Counter(
+            "switchyard_state_store_errors",
+            "Failed operations on a state store, by store (sqlite, redis) and operation (write, outbox, "
+            "sync, report).",
+            ["store", "operation"], registry=registry)
 
     def record_decision(self, labels: DecisionLabels, router_ms: float | None) -> None:
         """One routing decision: its labels (app, policy, route, model, decision kind, reason),

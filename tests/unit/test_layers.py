@@ -17,7 +17,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("control_plane.headers", "control_plane.limits", "control_plane.protowire", "control_plane.event_loop"),
     ("control_plane.apis",),  # wire formats and front doors
     ("control_plane.observability",),  # metrics, traces, logs: plain labels
-    ("control_plane.ledger",),  # spend kept across restarts and sidecars (SQLite, Redis)
+    ("control_plane.ledger",),  # spend, budgets and token limits, in SQLite and Redis
     ("control_plane.policy",),  # the policy model, its schema and loader, apps, snapshots
     ("control_plane.routing",),  # the decision path, turns, caches, routers per snapshot, eval/tune
     ("control_plane.extproc", "control_plane.failover", "control_plane.xds",  # the request paths, and
@@ -26,7 +26,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("control_plane.reloader", "control_plane.admin", "control_plane.sidecar", "control_plane.children",
      "control_plane.cli"),  # coordinators and the process on top
 ]
-PEERS = LAYERS[7]
+PEERS = next(layer for layer in LAYERS if "control_plane.extproc" in layer)
 
 
 def _place(module: str) -> tuple[int, str] | None:
