@@ -19,6 +19,7 @@ ReadyCheck = Callable[[], Awaitable[bool]]
 def admin_app(
     snapshots: SnapshotStore, ready: ReadyCheck, reload_status: Callable[[], ReloadStatus],
     circuits: Circuits, metrics: Metrics, workers: Callable[[], list[dict[str, Any]]] = list,
+    usage: Callable[[], Awaitable[dict[str, Any]]] | None = None,
 ) -> web.Application:
     async def healthz(_: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
@@ -68,12 +69,20 @@ def admin_app(
             "apps": None if current.policy_set.apps is None else {
                 app.name: {"policies": None if app.policies is None else sorted(app.policies),
                            "models": None if app.models is None else sorted(app.models),
-                           "requests_per_minute": app.requests_per_minute}
+                           "requests_per_minute": app.requests_per_minute,
+                           "budget": {"usd_per_day": app.limits.usd_per_day,
+                                      "usd_per_month": app.limits.usd_per_month},
+                           "tokens_per_minute": app.limits.tokens_per_minute}
                 for app in current.policy_set.apps.by_digest.values()
             },
         })
 
+    async def usage_page(_: web.Request) -> web.Response:
+        """Per app and per model: today's and this month's tokens and cost (the ledger's)."""
+        return web.json_response(await usage() if usage is not None else {"apps": {}})
+
     app = web.Application()
+    app.router.add_get("/usage", usage_page)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics_page)

@@ -9,14 +9,16 @@ import json
 import os
 import secrets
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from control_plane.apis.doors import DOORS, ROUTE
 from control_plane.apis.table import ANTHROPIC
 from control_plane.event_loop import run_loop
+from control_plane.ledger import LedgerError, default_state_dir
 from control_plane.observability.logging_setup import configure as configure_logging
-from control_plane.policy.apps import APPS_FILE_STEM, key_digest
+from control_plane.policy.apps import APPS_FILE_STEM, Apps, key_digest
 from control_plane.policy.loader import (
     PolicyError,
     Problem,
@@ -85,10 +87,12 @@ def cmd_up(args: argparse.Namespace) -> int:
         envoy_bootstrap=Path(args.envoy_bootstrap) if args.envoy_bootstrap else None,
         watch=args.watch,
         drain_s=args.drain_seconds,
+        state_dir=Path(args.state_dir) if args.state_dir else default_state_dir(),
+        state_url=args.state,
     )
     try:
         return run_loop(run(options))
-    except PolicyError as exc:
+    except (PolicyError, LedgerError) as exc:
         print(exc, file=sys.stderr)
         return 1
 
@@ -113,7 +117,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     try:
         policies = load_policies(paths)
         # An apps file is checked against the policies of its own folder.
-        apps = [load_apps_file(p, load_policies(policy_files(p.parent))) for p in apps_paths]
+        folders = [load_policies(policy_files(p.parent)) for p in apps_paths]
+        apps = [(load_apps_file(p, folder), folder) for p, folder in zip(apps_paths, folders)]
     except PolicyError as exc:
         print(exc, file=sys.stderr)
         return 1
@@ -139,14 +144,34 @@ def cmd_check(args: argparse.Namespace) -> int:
                   + (f", anthropic-version {provider.anthropic_version}" if provider.anthropic_version else "")
                   + (", responses native" if provider.responses_native else "")
                   + f"): apps on {_translated_doors(provider)} are translated")
-        for pattern, target in policy.aliases.entries.items():
-            print(f"  alias: {pattern} -> {target}")
             if provider.api == ANTHROPIC and not provider.path_prefix.endswith("/v1"):
                 print(f"  warning: provider '{provider.name}': base_url usually ends in /v1 "
                       "(https://api.anthropic.com/v1); Switchyard appends `messages` to it")
-    for registry in apps:
+        for pattern, target in policy.aliases.entries.items():
+            print(f"  alias: {pattern} -> {target}")
+    for registry, folder_policies in apps:
         print(f"{registry.source}: ok ({len(registry.names)} apps: {', '.join(registry.names)})")
+        for line in _unpriced_under_budget(registry, folder_policies):
+            print(f"  warning: {line}")
     return 0
+
+
+def _unpriced_under_budget(registry: Apps, policies: Mapping[str, Policy]) -> list[str]:
+    """Models without a price in a policy an app with a budget may use: their spend counts as
+    nothing toward the budget."""
+    lines = []
+    for app in registry.by_digest.values():
+        if app.limits.usd_per_day is None and app.limits.usd_per_month is None:
+            continue
+        for name, policy in sorted(policies.items()):
+            # The router alias reaches every model of the policy.
+            reachable = [m for m in policy.models.values()
+                         if app.may_use_model(policy.router_alias) or app.may_use_model(m.name)]
+            unpriced = sorted(m.name for m in reachable if m.price is None)
+            if app.may_use_policy(name) and unpriced:
+                lines.append(f"app '{app.name}' has a budget, but in policy '{name}' these models have no "
+                             f"price, so what they cost does not count toward it: {', '.join(unpriced)}")
+    return lines
 
 
 def _embedding_line(policy: Policy) -> str:
@@ -414,6 +439,13 @@ def parser() -> argparse.ArgumentParser:
                     help="do not start Envoy (it runs elsewhere, e.g. its own container)")
     up.add_argument("--envoy-bootstrap", metavar="PATH",
                     help="write the rendered Envoy bootstrap here (default: a temp folder)")
+    up.add_argument("--state-dir", metavar="DIR", default=os.environ.get("SWITCHYARD_STATE_DIR"),
+                    help="where usage, budgets and token limits are kept across restarts (SQLite; "
+                         "default $XDG_STATE_HOME/switchyard or ~/.local/state/switchyard; env "
+                         "SWITCHYARD_STATE_DIR)")
+    up.add_argument("--state", metavar="URL", default=os.environ.get("SWITCHYARD_STATE"),
+                    help="redis://host:port/db: share usage and limits with every sidecar using it "
+                         "(env SWITCHYARD_STATE)")
     up.set_defaults(func=cmd_up)
 
     check = sub.add_parser("check", help="validate policy files (and apps.yaml)")

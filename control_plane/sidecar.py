@@ -32,6 +32,7 @@ from control_plane.observability.metrics import Metrics, use_multiprocess_dir
 from control_plane.policy.loader import load_policy_set
 from control_plane.policy.model import PolicySet
 from control_plane.extproc.usage_tap import UsageTap
+from control_plane.ledger import default_state_dir, open_ledger
 from control_plane.reloader import Reloader
 from control_plane.spend.accountant import Accountant
 from control_plane.routing.router_pool import RouterPool
@@ -81,6 +82,8 @@ class SidecarOptions:
     watch: str = "inotify"  # inotify | poll | off
     drain_s: float = 30.0  # how long a removed provider's cluster outlives the reload
     log_level: str = "info"  # the workers'
+    state_dir: Path = field(default_factory=default_state_dir)  # the ledger's SQLite file
+    state_url: str | None = None  # redis://host:port/db: the ledger shared by every sidecar
 
 
 async def _answers_ok(url: str) -> bool:
@@ -163,9 +166,11 @@ async def run(options: SidecarOptions) -> int:
                     message="the listener is reachable from other hosts and no apps.yaml declares "
                             "app keys: anyone who reaches it spends your provider keys")
     metrics = Metrics()
+    # What apps spent, for budgets and /usage: kept across restarts, and across sidecars with Redis.
+    ledger = await open_ledger(options.state_dir, options.state_url, metrics)
     routers = RouterPool()
     snapshots = SnapshotStore(await routers.snapshot(policies))
-    shared_state = SharedStateServer(workdir / "shared-state.sock", metrics)
+    shared_state = SharedStateServer(workdir / "shared-state.sock", metrics, ledger)
     await shared_state.start()
     workers = WorkerPool(options.workers, options.processor.host, options.processor.port,
                          shared_state.path, options.log_level)
@@ -177,7 +182,7 @@ async def run(options: SidecarOptions) -> int:
     # (request metrics). ext_proc streams go to the workers.
     # The request log line, metrics and spend of every request settle here (spend/accountant.py),
     # from Envoy's access log and the answers' usage (the usage tap, the guarded path).
-    accountant = Accountant(snapshots, metrics)
+    accountant = Accountant(snapshots, metrics, ledger=ledger)
     server = Server([AdsServer(xds), AccessLogSink(accountant.entry), UsageTap(accountant)], codec=RawOrProtoCodec())
     await server.start(options.control.host, options.control.port)
     await workers.start(snapshots.generation, policies)
@@ -196,7 +201,8 @@ async def run(options: SidecarOptions) -> int:
     async def ready() -> bool:
         return workers.ready and await _all_ready(readiness)
 
-    admin = admin_app(snapshots, ready, lambda: reloader.status, circuits, metrics, workers.describe)
+    admin = admin_app(snapshots, ready, lambda: reloader.status, circuits, metrics, workers.describe,
+                      ledger.report)
     admin_runner = web.AppRunner(admin)
     await admin_runner.setup()
     await web.TCPSite(admin_runner, options.admin.host, options.admin.port).start()
@@ -243,6 +249,8 @@ async def run(options: SidecarOptions) -> int:
         await failover_runner.cleanup()
         await failover.close()
         await admin_runner.cleanup()
+        await accountant.close()
+        await ledger.close()  # nothing counted is lost on SIGTERM
         await routers.close()
         shutil.rmtree(workdir, ignore_errors=True)
         log.info("switchyard_down")

@@ -66,10 +66,14 @@ class Sidecar:
 
 def start_sidecar(name: str, policies: Path, logs: Path, *extra: str, env: dict[str, str] | None = None) -> Sidecar:
     listen, admin, processor, envoy_admin, failover, control = (free_port() for _ in range(6))
+    # Each sidecar keeps its ledger in a folder of its own (one sidecar per state dir), kept
+    # across its restarts.
+    state = () if "--state-dir" in extra else ("--state-dir", str(logs / f"{name}-state"))
     argv = python_module("control_plane.cli", "up", "--policies", str(policies),
                          "--listen", f"127.0.0.1:{listen}", "--admin", f"127.0.0.1:{admin}",
                          "--processor", f"127.0.0.1:{processor}", "--envoy-admin", f"127.0.0.1:{envoy_admin}",
-                         "--failover", f"127.0.0.1:{failover}", "--control", f"127.0.0.1:{control}", *extra)
+                         "--failover", f"127.0.0.1:{failover}", "--control", f"127.0.0.1:{control}",
+                         *state, *extra)
     process = Process(name, argv, logs, env={**PROVIDER_KEYS, **(env or {})})
     sidecar = Sidecar(process, f"http://127.0.0.1:{listen}/v1", f"http://127.0.0.1:{admin}",
                       f"http://127.0.0.1:{envoy_admin}")
@@ -117,7 +121,8 @@ class SplitStack:
                              "--processor", f"127.0.0.1:{self.processor}",
                              "--envoy-admin", f"127.0.0.1:{self.envoy_admin}",
                              "--failover", f"127.0.0.1:{self.failover}",
-                             "--control", f"127.0.0.1:{self.control}")
+                             "--control", f"127.0.0.1:{self.control}",
+                             "--state-dir", str(self.logs / f"{self.name}-state"))
         self.restarts += 1
         self.switchyard = Process(f"{self.name}-switchyard-{self.restarts}", argv, self.logs,
                                   env=PROVIDER_KEYS)

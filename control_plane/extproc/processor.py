@@ -33,6 +33,7 @@ from control_plane.apis.responses import unknown_response
 from control_plane.apis.table import APIS, OPENAI, Api
 from control_plane.apis.json_body import replace_model
 from control_plane.extproc.rate_limits import RateLimiter
+from control_plane.ledger import Ledger, Refusal
 from control_plane.headers import (
     CLIENT_CREDENTIAL_HEADERS,
     CLUSTER_HEADER,
@@ -120,11 +121,12 @@ class Shared:
     a follow-up may name (written by the guarded path), and the metrics they are counted in."""
 
     def __init__(self, metrics: Metrics | None = None, limiter: RateLimiter | None = None,
-                 decisions: DecisionCaches | None = None) -> None:
+                 decisions: DecisionCaches | None = None, ledger: Ledger | None = None) -> None:
         self.metrics = metrics or Metrics()
         self.limiter = limiter or RateLimiter()
         self.decisions = decisions or DecisionCaches(metrics=self.metrics)
         self.responses = ResponseStore()  # Responses API answers a follow-up may name
+        self.ledger = ledger  # what apps spent, for their budgets (None: no budgets kept)
 
     def decisions_for(self, policy: Policy) -> TurnDecisions:
         return self.decisions.for_policy(policy)
@@ -134,6 +136,9 @@ class Shared:
 
     async def stored_response(self, response_id: str) -> StoredResponse | None:
         return self.responses.get(response_id)
+
+    async def refusal(self, app: App) -> Refusal | None:
+        return await self.ledger.refusal(app.name, app.limits) if self.ledger is not None else None
 
 
 class SharedState(Protocol):
@@ -147,6 +152,8 @@ class SharedState(Protocol):
     async def retry_after_s(self, app: App) -> int | None: ...
 
     async def stored_response(self, response_id: str) -> StoredResponse | None: ...
+
+    async def refusal(self, app: App) -> Refusal | None: ...
 
 
 class RequestProcessor:
@@ -220,6 +227,11 @@ class RequestProcessor:
                     429, f"app '{self.app.name}' is over its limit of "
                     f"{self.app.requests_per_minute} requests per minute; retry in {wait_s} s",
                     "rate_limit_exceeded"), ((RETRY_AFTER_HEADER, str(wait_s)),))
+            # Budgets and token limits: refused before the router or any provider is asked.
+            refusal = await self.shared.refusal(self.app) if self.app.spends_limited else None
+            if refusal is not None:
+                return self._reject(RequestError(429, refusal.message, refusal.code),
+                                    ((RETRY_AFTER_HEADER, str(refusal.retry_after_s)),))
         policy = self.policies.policies.get(name)
         if policy is None:
             known = ", ".join(self.policies.policies)

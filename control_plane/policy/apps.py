@@ -11,6 +11,8 @@ import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from control_plane.ledger import AppLimits
+
 APPS_FILE_STEM = "apps"  # policies/apps.yaml; no policy may take this name
 
 
@@ -33,6 +35,11 @@ class App:
     policies: frozenset[str] | None = None  # None: every policy
     models: frozenset[str] | None = None  # None: every model (and the router alias)
     requests_per_minute: int | None = None  # None: no limit
+    limits: AppLimits = AppLimits()  # budgets and tokens per minute, kept by the ledger
+
+    @property
+    def spends_limited(self) -> bool:
+        return self.limits.any
 
     def may_use_policy(self, policy: str) -> bool:
         return self.policies is None or policy in self.policies

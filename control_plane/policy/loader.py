@@ -20,6 +20,7 @@ from pydantic_core import ErrorDetails
 from control_plane.apis.anthropic_messages import DEFAULT_VERSION
 from control_plane.apis.table import ANTHROPIC
 from control_plane.policy.failover_settings import DEFAULT_RULES
+from control_plane.ledger import AppLimits
 from control_plane.policy.apps import APPS_FILE_STEM, App, Apps, key_digest
 from control_plane.policy.model import (
     DEFAULT_POLICY,
@@ -378,6 +379,8 @@ def parse_apps(text: str, file: str, policies: Mapping[str, Policy]) -> Apps:
             policies=frozenset(app.policies) if app.policies is not None else None,
             models=frozenset(app.models) if app.models is not None else None,
             requests_per_minute=app.requests_per_minute,
+            limits=AppLimits(app.budget.usd_per_day if app.budget else None,
+                             app.budget.usd_per_month if app.budget else None, app.tokens_per_minute),
         )
     if problems:
         raise PolicyError(problems)

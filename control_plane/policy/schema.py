@@ -191,6 +191,11 @@ class PolicySpec(_Strict):
     failover: FailoverSpec = FailoverSpec()
 
 
+class BudgetSpec(_Strict):
+    usd_per_day: Annotated[float, Field(gt=0, le=10**9)] | None = None
+    usd_per_month: Annotated[float, Field(gt=0, le=10**10)] | None = None
+
+
 class AppSpec(_Strict):
     """One app in apps.yaml: its key (as a SHA-256 digest, or an environment variable holding
     it) and what it may use."""
@@ -200,6 +205,8 @@ class AppSpec(_Strict):
     policies: list[Name] | None = None  # unset: every policy
     models: list[Annotated[str, StringConstraints(min_length=1)]] | None = None  # unset: every model
     requests_per_minute: Annotated[int, Field(ge=1, le=1_000_000)] | None = None
+    budget: BudgetSpec | None = None  # USD per UTC day and month (README: "Budgets")
+    tokens_per_minute: Annotated[int, Field(ge=1, le=10**12)] | None = None  # input + output
 
 
 class AppsSpec(_Strict):

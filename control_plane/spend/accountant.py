@@ -14,13 +14,14 @@ import asyncio
 import json
 import sys
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Coroutine
 from typing import Any, TextIO
 
 import structlog
 
 from control_plane.apis.usage import Usage
 from control_plane.observability.access_log import Entry
+from control_plane.ledger import Ledger, Spend
 from control_plane.observability import tracing
 from control_plane.observability.metrics import Metrics
 from control_plane.policy.model import Model, Policy
@@ -33,12 +34,11 @@ KEPT = 10_000  # usages read but not yet settled (a bound, should an entry never
 
 class Accountant:
     def __init__(self, snapshots: SnapshotStore, metrics: Metrics, out: TextIO = sys.stderr,
-                 on_spend: Callable[[Entry, Model | None, Usage, float | None], Any] | None = None,
-                 wait_s: float = WAIT_S) -> None:
+                 ledger: Ledger | None = None, wait_s: float = WAIT_S) -> None:
         self.snapshots = snapshots
         self.metrics = metrics
         self.out = out
-        self.on_spend = on_spend  # the ledger's record, when there is one
+        self.ledger = ledger  # what apps spent, for their budgets and /usage
         self.wait_s = wait_s
         self._reading: dict[str, asyncio.Event] = {}  # request id -> set when its usage is known
         self._usage: OrderedDict[str, Usage | None] = OrderedDict()
@@ -70,7 +70,7 @@ class Accountant:
         else:
             self.settle(entry)
 
-    async def _settle_later(self, entry: Entry, known: asyncio.Event) -> None:
+    async def _settle_later(self, entry: Entry, known: asyncio.Event) -> None:  # (a task in _settling)
         try:
             await asyncio.wait_for(known.wait(), self.wait_s)
         except TimeoutError:
@@ -90,8 +90,18 @@ class Accountant:
         if usage is not None:
             self._count(entry, model, usage, cost)
             _trace(entry, usage, cost)
-            if self.on_spend is not None:
-                self.on_spend(entry, model, usage, cost)
+            if self.ledger is not None:
+                self._spawn(self.ledger.record(spend_of(entry, usage, cost)))
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(work)
+        self._settling.add(task)
+        task.add_done_callback(self._settling.discard)
+
+    async def close(self) -> None:
+        """Settle what is still waiting for its usage (a graceful stop loses nothing)."""
+        if self._settling:
+            await asyncio.gather(*self._settling, return_exceptions=True)
 
     def _model(self, entry: Entry) -> Model | None:
         policy = self.snapshots.current.policy_set.policies.get(entry.decision.get("policy", ""))
@@ -128,6 +138,14 @@ def _trace(entry: Entry, usage: Usage, cost: float | None) -> None:
                          "gen_ai.response.model": entry.answered_model or entry.decision.get("model", ""),
                          **({"switchyard.cost_usd": cost} if cost is not None else {})})
     span.end()
+
+
+def spend_of(entry: Entry, usage: Usage, cost: float | None) -> Spend:
+    """The ledger's record of one answered request."""
+    counts = token_counts(usage)
+    app, policy, route, model = entry.labels()
+    return Spend(app, policy, route, model, counts["input"], counts["cached_input"], counts["output"],
+                 counts["reasoning"], cost)
 
 
 def token_counts(usage: Usage) -> dict[str, int]:

@@ -13,6 +13,8 @@ limit, whichever worker Envoy picks.
     take   {app, rpm} -> {"wait_s": seconds | null}
     response {id} -> {"stored": StoredResponse.wire() | null}: a response a follow-up names
            (Responses API; the guarded path, in the control plane, keeps them)
+    refuse {app, limits} -> {"refusal": [code, message, retry_after_s] | null}: an app over its
+           budget or token limit (the control plane keeps the ledger)
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import structlog
 
 from control_plane.apis.request_error import RequestError
 from control_plane.extproc.processor import Shared
+from control_plane.ledger import AppLimits, Ledger, Refusal
 from control_plane.observability.metrics import Metrics
 from control_plane.policy.apps import App
 from control_plane.policy.model import DecisionSettings, Policy
@@ -52,9 +55,9 @@ def _decision(kept: Any) -> CachedDecision | None:
 
 
 class SharedStateServer:
-    def __init__(self, path: Path, metrics: Metrics) -> None:
+    def __init__(self, path: Path, metrics: Metrics, ledger: Ledger | None = None) -> None:
         self.path = path
-        self.shared = Shared(metrics)  # the one `Shared` every worker's requests use
+        self.shared = Shared(metrics, ledger=ledger)  # the one `Shared` every worker's requests use
         self._server: asyncio.Server | None = None
         self._tokens = itertools.count(1)
         self._settling: dict[int, asyncio.Future[CachedDecision | None]] = {}
@@ -93,6 +96,10 @@ class SharedStateServer:
         elif op == "take":
             app = App(str(message["app"]), requests_per_minute=int(message["rpm"]))
             reply = {"wait_s": await self.shared.retry_after_s(app)}
+        elif op == "refuse":
+            app = App(str(message["app"]), limits=AppLimits(*message["limits"]))
+            refused = await self.shared.refusal(app)
+            reply = {"refusal": None if refused is None else [refused.code, refused.message, refused.retry_after_s]}
         elif op == "response":
             stored = await self.shared.stored_response(str(message["response_id"]))
             reply = {"stored": stored.wire() if stored is not None else None}
@@ -227,6 +234,13 @@ class RemoteShared:
         reply = await self.client.call({"op": "take", "app": app.name, "rpm": app.requests_per_minute})
         wait = reply.get("wait_s")
         return None if wait is None else int(wait)
+
+    async def refusal(self, app: App) -> Refusal | None:
+        limits = app.limits
+        reply = await self.client.call({"op": "refuse", "app": app.name, "limits": [
+            limits.usd_per_day, limits.usd_per_month, limits.tokens_per_minute]})
+        refused = reply.get("refusal")
+        return None if refused is None else Refusal(refused[0], str(refused[1]), int(refused[2]))
 
     async def stored_response(self, response_id: str) -> StoredResponse | None:
         reply = await self.client.call({"op": "response", "response_id": response_id})
