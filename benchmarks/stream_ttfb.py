@@ -4,7 +4,10 @@ fallback chain, which takes the guarded path), same run, interleaved. The same f
 door: direct to an Anthropic-API provider, through Switchyard to it (pass-through), and translated
 both ways (Anthropic app -> OpenAI provider, OpenAI app -> Anthropic provider).
 
-    python benchmarks/stream_ttfb.py [--requests 300]
+    python benchmarks/stream_ttfb.py [--requests 300] [--baseline DIR]
+
+`--baseline DIR`: the same targets through `switchyard up` of another checkout (an earlier commit:
+`git worktree add DIR COMMIT`) too, in the same run.
 """
 
 from __future__ import annotations
@@ -42,12 +45,13 @@ def ttfb_ms(client: httpx.Client, url: str, model: str) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--requests", type=int, default=300)
+    parser.add_argument("--baseline", type=Path, help="a checkout of an earlier commit, measured too")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="sy-ttfb-"))
     (work / "logs").mkdir()
     (work / "policies").mkdir()
     router, upstream = start_provider("router", work / "logs"), start_provider("up", work / "logs")
-    sidecar = None
+    sidecar = baseline = None
     try:
         router.control(route="chat")
         upstream.control(chunks=3, chunk_delay_ms=5)
@@ -58,6 +62,8 @@ def main() -> None:
         text = text.replace("models:\n", "models:\n" + models).replace("providers:\n", "providers:\n" + anthropic)
         (work / "policies" / "default.yaml").write_text(text)
         sidecar = start_sidecar("switchyard", work / "policies", work / "logs")
+        if args.baseline:
+            baseline = start_sidecar("baseline", work / "policies", work / "logs", checkout=args.baseline)
         targets = {"direct": (f"{upstream.url}/v1/chat/completions", "alpha-chat"),
                    "switchyard explicit": (f"{sidecar.base_url}/chat/completions", "alpha-chat"),
                    "switchyard auto": (f"{sidecar.base_url}/chat/completions", "auto"),
@@ -66,6 +72,9 @@ def main() -> None:
                    "messages pass-through": (f"{sidecar.base_url}/messages", "claude"),
                    "messages -> openai": (f"{sidecar.base_url}/messages", "alpha-chat"),
                    "chat -> anthropic": (f"{sidecar.base_url}/chat/completions", "claude")}
+        if baseline is not None:
+            targets |= {f"baseline {name.removeprefix('switchyard ')}": (url.replace(sidecar.base_url, baseline.base_url), model)
+                        for name, (url, model) in targets.items() if sidecar.base_url in url}
         samples: dict[str, list[float]] = {name: [] for name in targets}
         with httpx.Client() as client:
             for index in range(args.requests + 20):
@@ -74,8 +83,9 @@ def main() -> None:
                     if index >= 20:  # warm-up
                         samples[name].append(value)
     finally:
-        if sidecar is not None:
-            sidecar.process.stop()
+        for running in (sidecar, baseline):
+            if running is not None:
+                running.process.stop()
         router.process.stop()
         upstream.process.stop()
     print(f"streamed chat completions, {args.requests} per target, interleaved")

@@ -27,16 +27,18 @@ def free_port() -> int:
 class Process:
     """A child process with its output in a log file; stopped with its whole process group."""
 
-    def __init__(self, name: str, argv: list[str], log_dir: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(self, name: str, argv: list[str], log_dir: Path, env: dict[str, str] | None = None,
+                 cwd: Path = ROOT) -> None:
         self.name = name
         self.argv = argv
+        self.cwd = cwd  # another checkout runs its own code (benchmarks' --baseline)
         self.env = {**os.environ, **(env or {})}
         self.log_path = log_dir / f"{name}.log"
         self._log = self.log_path.open("wb")
         self.popen = self._spawn()
 
     def _spawn(self) -> subprocess.Popen[bytes]:
-        return subprocess.Popen(self.argv, cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT,
+        return subprocess.Popen(self.argv, cwd=self.cwd, stdout=self._log, stderr=subprocess.STDOUT,
                                 env=self.env, start_new_session=True)
 
     def restart(self) -> None:

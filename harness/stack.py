@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from control_plane.xds.envoy_config import ENVOY_LOG_FORMAT, envoy_binary
-from harness.processes import Process, free_port, http_json, python_module, wait_until
+from harness.processes import ROOT, Process, free_port, http_json, python_module, wait_until
 
 # The stand-in providers' keys, as the sidecars started here get them (policies name these
 # variables); tests check that they never leak.
@@ -64,17 +64,21 @@ class Sidecar:
     envoy_admin_url: str
 
 
-def start_sidecar(name: str, policies: Path, logs: Path, *extra: str, env: dict[str, str] | None = None) -> Sidecar:
+def start_sidecar(name: str, policies: Path, logs: Path, *extra: str, env: dict[str, str] | None = None,
+                  checkout: Path | None = None) -> Sidecar:
+    """`switchyard up` on free ports, ready. `checkout`: another checkout of Switchyard (an earlier
+    commit, for a benchmark's baseline) runs instead, with the flags it knows."""
     listen, admin, processor, envoy_admin, failover, control = (free_port() for _ in range(6))
     # Each sidecar keeps its ledger in a folder of its own (one sidecar per state dir), kept
     # across its restarts.
-    state = () if "--state-dir" in extra else ("--state-dir", str(logs / f"{name}-state"))
+    state = () if "--state-dir" in extra or checkout else ("--state-dir", str(logs / f"{name}-state"))
     argv = python_module("control_plane.cli", "up", "--policies", str(policies),
                          "--listen", f"127.0.0.1:{listen}", "--admin", f"127.0.0.1:{admin}",
                          "--processor", f"127.0.0.1:{processor}", "--envoy-admin", f"127.0.0.1:{envoy_admin}",
                          "--failover", f"127.0.0.1:{failover}", "--control", f"127.0.0.1:{control}",
                          *state, *extra)
-    process = Process(name, argv, logs, env={**PROVIDER_KEYS, **(env or {})})
+    paths = {"PYTHONPATH": str(checkout)} if checkout else {}
+    process = Process(name, argv, logs, env={**PROVIDER_KEYS, **paths, **(env or {})}, cwd=checkout or ROOT)
     sidecar = Sidecar(process, f"http://127.0.0.1:{listen}/v1", f"http://127.0.0.1:{admin}",
                       f"http://127.0.0.1:{envoy_admin}")
     process.wait_http(f"{sidecar.admin_url}/readyz", 60)
