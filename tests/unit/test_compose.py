@@ -138,6 +138,33 @@ def test_dashboard_queries_name_only_metrics_that_exist() -> None:
     assert len(dashboard["panels"]) >= 10
 
 
+def test_dashboard_panels_are_laid_out_without_overlap() -> None:
+    panels = json.loads((ROOT / "monitoring" / "grafana-dashboard.json").read_text())["panels"]
+    assert len({p["id"] for p in panels}) == len(panels)
+    cells = [(p["gridPos"]["x"] + dx, p["gridPos"]["y"] + dy) for p in panels
+             for dx in range(p["gridPos"]["w"]) for dy in range(p["gridPos"]["h"])]
+    assert len(set(cells)) == len(cells) and all(x < 24 for x, _ in cells)
+    for panel in panels:
+        assert panel["datasource"] == {"type": "prometheus", "uid": "${datasource}"}, panel["title"]
+        for target in panel["targets"]:
+            assert target["expr"].count("(") == target["expr"].count(")"), target["expr"]
+
+
+def test_dashboard_shows_spend_savings_tokens_and_the_state_store() -> None:
+    panels = json.loads((ROOT / "monitoring" / "grafana-dashboard.json").read_text())["panels"]
+    exprs = [" ".join(t["expr"].split()) for panel in panels for t in panel["targets"]]
+    cost = "rate(switchyard_cost_usd_total[5m])"
+    without = "rate(switchyard_cost_without_routing_usd_total[5m])"
+    assert f"sum by (app) ({cost}) * 3600" in exprs  # spend per app, USD per hour
+    assert f"sum by (policy, route) ({cost}) * 3600" in exprs  # per route (route names are per policy)
+    # Routing's saving: the same answers on the policy's most expensive model, minus their cost.
+    assert f"(sum by (app, policy) ({without}) - sum by (app, policy) ({cost})) * 3600" in exprs
+    tokens = "rate(switchyard_tokens_total[5m])"
+    assert f"sum by (app, kind) ({tokens})" in exprs and f"sum by (model, kind) ({tokens})" in exprs
+    assert any("switchyard_state_store_up" in e for e in exprs)
+    assert any("switchyard_state_store_errors_total" in e for e in exprs)
+
+
 def dockerfile_env() -> dict[str, str]:
     """The runtime stage's ENV (the one after the last FROM), one NAME=value per line."""
     runtime = (ROOT / "Dockerfile").read_text().rsplit("\nFROM ", 1)[1]
