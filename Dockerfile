@@ -20,7 +20,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     SWITCHYARD_ENVOY_TEMPLATE=/app/envoy/bootstrap.yaml \
-    SWITCHYARD_CACHE=/opt/switchyard-models
+    SWITCHYARD_CACHE=/opt/switchyard-models \
+    XDG_STATE_HOME=/var/lib
 
 WORKDIR /app
 COPY pyproject.toml README.md ./
@@ -29,10 +30,14 @@ COPY router_model ./router_model
 COPY envoy ./envoy
 COPY --from=embedding-model /models /opt/switchyard-models
 
+# The ledger (usage, budgets, token limits: SQLite) lives in the state dir, $XDG_STATE_HOME/switchyard
+# = /var/lib/switchyard here, owned by the image's user (who has no home). Mount a volume there to
+# keep it across containers: a new named volume copies this folder, owner included. Without one,
+# the counts last as long as the container.
 RUN pip install --no-cache-dir . \
     && useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin switchyard \
-    && mkdir -p /run/switchyard \
-    && chown switchyard /run/switchyard
+    && mkdir -p /run/switchyard /var/lib/switchyard \
+    && chown switchyard /run/switchyard /var/lib/switchyard
 
 USER 10001
 EXPOSE 10000

@@ -1,5 +1,6 @@
 """The compose stack, checked without a Docker engine: a real Compose implementation resolves it,
-and its commands agree with the non-container path (same vLLM arguments, same Envoy bootstrap)."""
+and its commands agree with the non-container path (same vLLM arguments, same Envoy bootstrap),
+the image's state dir and the ledger's needs of Redis."""
 
 from __future__ import annotations
 
@@ -10,11 +11,14 @@ import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
 
 from control_plane.cli import parser
+from control_plane.ledger import default_state_dir
+from control_plane.ledger.redis_store import SharedStore
 from control_plane.policy.loader import load_policy_set
 from control_plane.xds.envoy_config import ENVOY_LOG_FORMAT, EnvoyPorts, envoy_binary, render_bootstrap
 from router_model.serving import RouterServing, vllm_args, vllm_env
@@ -22,19 +26,38 @@ from router_model.serving import RouterServing, vllm_args, vllm_env
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(scope="module")
-def compose(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """`docker-compose config` output (every profile), for a project with .env from .env.example."""
+# The lines of .env.example that turn the redis profile on, commented out there.
+REDIS_ENV = ("COMPOSE_PROFILES", "SWITCHYARD_STATE")
+
+
+def resolve(tmp_path_factory: pytest.TempPathFactory, env: str) -> dict[str, Any]:
+    """`docker-compose config` output (every profile), for a project with this .env."""
     binary = shutil.which("docker-compose")
     assert binary, "scripts/test.sh installs Debian's docker-compose"
     project = tmp_path_factory.mktemp("compose")
     for name in ("docker-compose.yml", "Dockerfile"):
         shutil.copy(ROOT / name, project / name)
-    shutil.copy(ROOT / ".env.example", project / ".env")
+    (project / ".env").write_text(env)
     (project / "policies").mkdir()
     result = subprocess.run([binary, "config"], cwd=project, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
-    return yaml.safe_load(result.stdout)
+    config: dict[str, Any] = yaml.safe_load(result.stdout)
+    return config
+
+
+@pytest.fixture(scope="module")
+def compose(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """The stack with .env from .env.example as it is."""
+    return resolve(tmp_path_factory, (ROOT / ".env.example").read_text())
+
+
+@pytest.fixture(scope="module")
+def compose_with_redis(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """The stack with .env.example's redis lines uncommented, as its comment says to do."""
+    example = (ROOT / ".env.example").read_text()
+    pattern = rf"^# ((?:{'|'.join(REDIS_ENV)})=.*)$"
+    assert len(re.findall(pattern, example, re.M)) == len(REDIS_ENV)
+    return resolve(tmp_path_factory, re.sub(pattern, r"\1", example, flags=re.M))
 
 
 def services(compose: dict[str, Any]) -> dict[str, Any]:
@@ -87,7 +110,7 @@ def test_only_the_listener_and_prometheus_ui_are_published_on_loopback(compose: 
     assert set(ports) == {10000, 9091}
     assert int(ports[10000]["target"]) == int(listen.rsplit(":", 1)[1])
     assert all(p["host_ip"] == "127.0.0.1" for p in ports.values())  # this host only, until opened up
-    for name in ("envoy", "router", "router-cpu", "prometheus"):
+    for name in ("envoy", "router", "router-cpu", "prometheus", "redis"):
         assert services(compose)[name]["network_mode"] == "service:switchyard"
 
 
@@ -113,6 +136,79 @@ def test_dashboard_queries_name_only_metrics_that_exist() -> None:
     base = {next((n[: -len(s)] for s in suffixes if n.endswith(s) and n[: -len(s)] in exposed), n) for n in used}
     assert used and base <= exposed, base - exposed
     assert len(dashboard["panels"]) >= 10
+
+
+def test_dashboard_panels_are_laid_out_without_overlap() -> None:
+    panels = json.loads((ROOT / "monitoring" / "grafana-dashboard.json").read_text())["panels"]
+    assert len({p["id"] for p in panels}) == len(panels)
+    cells = [(p["gridPos"]["x"] + dx, p["gridPos"]["y"] + dy) for p in panels
+             for dx in range(p["gridPos"]["w"]) for dy in range(p["gridPos"]["h"])]
+    assert len(set(cells)) == len(cells) and all(x < 24 for x, _ in cells)
+    for panel in panels:
+        assert panel["datasource"] == {"type": "prometheus", "uid": "${datasource}"}, panel["title"]
+        for target in panel["targets"]:
+            assert target["expr"].count("(") == target["expr"].count(")"), target["expr"]
+
+
+def test_dashboard_shows_spend_savings_tokens_and_the_state_store() -> None:
+    panels = json.loads((ROOT / "monitoring" / "grafana-dashboard.json").read_text())["panels"]
+    exprs = [" ".join(t["expr"].split()) for panel in panels for t in panel["targets"]]
+    cost = "rate(switchyard_cost_usd_total[5m])"
+    without = "rate(switchyard_cost_without_routing_usd_total[5m])"
+    assert f"sum by (app) ({cost}) * 3600" in exprs  # spend per app, USD per hour
+    assert f"sum by (policy, route) ({cost}) * 3600" in exprs  # per route (route names are per policy)
+    # Routing's saving: the same answers on the policy's most expensive model, minus their cost.
+    assert f"(sum by (app, policy) ({without}) - sum by (app, policy) ({cost})) * 3600" in exprs
+    tokens = "rate(switchyard_tokens_total[5m])"
+    assert f"sum by (app, kind) ({tokens})" in exprs and f"sum by (model, kind) ({tokens})" in exprs
+    assert any("switchyard_state_store_up" in e for e in exprs)
+    assert any("switchyard_state_store_errors_total" in e for e in exprs)
+
+
+def dockerfile_env() -> dict[str, str]:
+    """The runtime stage's ENV (the one after the last FROM), one NAME=value per line."""
+    runtime = (ROOT / "Dockerfile").read_text().rsplit("\nFROM ", 1)[1]
+    return dict(re.findall(r"^(?:ENV)?\s+(\w+)=(\S+?)(?:\s*\\)?$", runtime, re.M))
+
+
+def test_the_ledger_is_kept_in_a_volume_at_the_images_state_dir(compose: dict[str, Any]) -> None:
+    # The image's default state dir (no --state-dir, as in `docker run switchyard:0.1.0`) exists,
+    # belongs to its non-root user, and is where compose passes and mounts it.
+    state_dir = str(default_state_dir({"XDG_STATE_HOME": dockerfile_env()["XDG_STATE_HOME"]}))
+    runtime = (ROOT / "Dockerfile").read_text().rsplit("\nFROM ", 1)[1]
+    assert re.search(rf"mkdir -p [^\n&]*{re.escape(state_dir)}\b", runtime)
+    assert re.search(rf"chown switchyard [^\n&]*{re.escape(state_dir)}\b", runtime)
+    assert up_options(compose).state_dir == state_dir
+    [(source, _, read_only)] = [m for m in mounts(services(compose)["switchyard"]) if m[1] == state_dir]
+    assert source in compose["volumes"] and not read_only  # a named volume, kept by `down`
+    # Without the redis lines of .env, no shared store: neither an option nor the variable.
+    assert not any(arg.startswith("--state=") or arg == "--state" for arg in services(compose)["switchyard"]["command"])
+    assert "SWITCHYARD_STATE" not in services(compose)["switchyard"].get("environment", {})
+
+
+def test_redis_profile_is_one_persistent_noeviction_instance(compose: dict[str, Any]) -> None:
+    redis = services(compose)["redis"]
+    assert redis["profiles"] == ["redis"]
+    assert "ports" not in redis  # reached on 127.0.0.1 inside the shared namespace only
+    assert redis["depends_on"] == {"switchyard": {"condition": "service_started"}}
+    command = redis["command"]
+    assert command[0] == "valkey-server"
+    option = dict(zip(command[1::2], command[2::2], strict=True))
+    assert option["--bind"] == "127.0.0.1"
+    assert option["--maxmemory-policy"] == "noeviction" and option["--appendonly"] == "yes"
+    [(source, target, read_only)] = mounts(redis)
+    assert source in compose["volumes"] and target == "/data" and not read_only
+    assert f"-p {option['--port']} ping" in " ".join(redis["healthcheck"]["test"])
+
+
+def test_redis_profile_and_switchyard_state_are_turned_on_together(compose_with_redis: dict[str, Any]) -> None:
+    environment = services(compose_with_redis)["switchyard"]["environment"]
+    assert environment["COMPOSE_PROFILES"] == "redis"
+    url = urlsplit(environment["SWITCHYARD_STATE"])
+    option = dict(zip(services(compose_with_redis)["redis"]["command"][1::2],
+                      services(compose_with_redis)["redis"]["command"][2::2], strict=True))
+    assert (url.scheme, url.hostname, url.port) == ("redis", option["--bind"], int(option["--port"]))
+    SharedStore(environment["SWITCHYARD_STATE"])  # one the ledger accepts (it connects when it syncs)
 
 
 def test_policies_mounted_read_only_and_watched_by_polling(compose: dict[str, Any]) -> None:

