@@ -6,7 +6,7 @@ Keys (app names come last, so any character in them is safe):
                                            (the app's totals), and "<field>|<model>" per model
     switchyard:apps:<YYYY-MM>              set of the apps counted that month (for the report)
     switchyard:tpm:<YYYY-MM-DDTHH:MM>:<app>  integer, tokens in that minute, kept 120 s
-    switchyard:batch:<id>                  marks a batch as applied, kept 7 days
+    switchyard:batch:<id>                  marks a batch as applied, kept 1 day
     switchyard:epoch                       names this dataset; no expiry (see below)
 
 A batch is applied by ONE Lua script, atomically and at most once: it sets the batch's marker
@@ -43,7 +43,7 @@ EPOCH_KEY = PREFIX + "epoch"
 DAY_TTL_S = 40 * 86400
 MONTH_TTL_S = 400 * 86400
 MINUTE_TTL_S = 120
-MARKER_TTL_S = 7 * 86400
+MARKER_TTL_S = 86400  # a retry comes within seconds; a day covers a long partition
 CONNECT_TIMEOUT_S = 0.5
 # Past this a sync counts as failed: the ledger keeps counting locally and retries with back-off.
 COMMAND_TIMEOUT_S = 1.0
