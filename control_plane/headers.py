@@ -31,6 +31,8 @@ PROCESSOR_READS = (":method", ":path", "content-length", *CLIENT_CREDENTIAL_HEAD
 
 # Envoy dynamic-metadata namespace the processor writes the decision into.
 METADATA_NAMESPACE = "switchyard"
+# Its key that tells Envoy to hide from the app the usage Switchyard asked a stream for.
+HIDE_USAGE = "hide_usage"
 
 # Response headers carrying the decision record -> the Envoy dynamic-metadata key of each.
 DECISION_HEADERS = {

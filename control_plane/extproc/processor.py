@@ -31,13 +31,14 @@ from control_plane.apis.doors import (
 )
 from control_plane.apis.responses import unknown_response
 from control_plane.apis.table import APIS, OPENAI, Api
-from control_plane.apis.json_body import replace_model
+from control_plane.apis.json_body import replace_model, with_model
 from control_plane.extproc.rate_limits import RateLimiter
 from control_plane.ledger import Ledger, Refusal
 from control_plane.headers import (
     CLIENT_CREDENTIAL_HEADERS,
     CLUSTER_HEADER,
     FAILOVER_CLUSTER,
+    HIDE_USAGE,
     INTERNAL_PREFIX,
     PLAN_HEADER,
     POLICY_HEADER,
@@ -296,14 +297,17 @@ class RequestProcessor:
             decision = replace(decision, requested_model=request.model)
         if door.decides == NAMED and model.name != name:  # not a configured name: passed on as it came
             return self._forward(_direct_headers(model, self.headers), decision, model)
-        # What only the guarded path can do: see who answered a response that may be continued by
-        # id, and ask a stream for the usage its app did not ask for (and hide it from the app).
+        # Who answered is only seen on the guarded path: a response that may be continued by id goes there.
         remembered = door.keeps_responses and request.body.get("store") is not False
-        hidden_usage = door.api.ask_usage(request.body) is not None
-        if door.decides == ROUTE and (not model.provider.serves(door.api) or model.has_fallbacks or remembered
-                                      or hidden_usage):
+        if door.decides == ROUTE and (not model.provider.serves(door.api) or model.has_fallbacks or remembered):
             # The guarded path sets `model` and translates per attempt: the body goes on untouched.
             return self._forward(_guarded_headers(policy, model, decision.route), decision, model)
+        # A stream that reports usage only when asked, whose app did not ask: asked here (the one
+        # change to the body but `model`), and Envoy hides it from the app (envoy/bootstrap.yaml).
+        asking = door.api.ask_usage(request.body) if door.decides == ROUTE else None
+        if asking is not None:
+            return self._forward(_direct_headers(model, self.headers), decision, model,
+                                 with_model(asking, model.upstream_model), {HIDE_USAGE: "1"})
         return self._forward(_direct_headers(model, self.headers), decision, model,
                              replace_model(body, model.upstream_model))
 
@@ -353,7 +357,7 @@ class RequestProcessor:
         return self._forward(_direct_headers(model, self.headers), decision, model)
 
     def _forward(self, headers: list[tuple[str, str]], decision: Decision, model: Model,
-                 body: bytes | None = None) -> Forward:
+                 body: bytes | None = None, extra: Mapping[str, str] | None = None) -> Forward:
         if self.app is not None:
             decision = replace(decision, app=self.app.name)
         # The provider (or the guarded path) continues this trace: W3C traceparent.
@@ -382,7 +386,7 @@ class RequestProcessor:
             remove_headers=remove,
             body=body,
             clear_route_cache=True,
-            metadata=decision.metadata() | {"api": answer_api, "request_id": request_id},
+            metadata=decision.metadata() | {"api": answer_api, "request_id": request_id, **(extra or {})},
         )
 
     def _models_reply(self, policy: Policy) -> Reply:

@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 
 # Registers the TLS context type so typed_config Any fields resolve.
 import envoy_data_plane.envoy.extensions.filters.http.ext_proc.v3  # noqa: F401 (registers ExtProcPerRoute)
+import envoy_data_plane.envoy.extensions.filters.http.lua.v3  # noqa: F401 (registers LuaPerRoute)
 import envoy_data_plane.envoy.extensions.transport_sockets.tls.v3  # noqa: F401
 import yaml
 from envoy_data_plane.envoy.config.cluster.v3 import Cluster
@@ -37,6 +38,7 @@ from control_plane.headers import (
     DECISION_HEADERS,
     DROPPED_HEADER,
     FAILOVER_CLUSTER,
+    HIDE_USAGE,
     INTERNAL_PREFIX,
     METADATA_NAMESPACE,
     MODEL_HEADER,
@@ -170,9 +172,12 @@ def provider_route(provider: Provider) -> dict[str, Any]:
     }
 
 
-# The usage tap's filter (envoy/bootstrap.yaml): off on the guarded path, which reads its own answers.
+# The usage tap's filter, and the one that hides usage from an app that did not ask
+# (envoy/bootstrap.yaml): off on the guarded path, which reads and hides its own answers' usage.
 USAGE_TAP_FILTER = "switchyard.usage_tap"
+USAGE_HIDER_FILTER = "switchyard.usage_hider"
 EXT_PROC_PER_ROUTE = "type.googleapis.com/envoy.extensions.filters.http.ext_proc.v3.ExtProcPerRoute"
+LUA_PER_ROUTE = "type.googleapis.com/envoy.extensions.filters.http.lua.v3.LuaPerRoute"
 
 
 def failover_route() -> dict[str, Any]:
@@ -183,7 +188,8 @@ def failover_route() -> dict[str, Any]:
         "name": FAILOVER_CLUSTER,
         "match": {"prefix": "/v1/", "headers": [header]},
         "route": {"cluster": FAILOVER_CLUSTER, "timeout": "0s"},
-        "typed_per_filter_config": {USAGE_TAP_FILTER: {"@type": EXT_PROC_PER_ROUTE, "disabled": True}},
+        "typed_per_filter_config": {USAGE_TAP_FILTER: {"@type": EXT_PROC_PER_ROUTE, "disabled": True},
+                                    USAGE_HIDER_FILTER: {"@type": LUA_PER_ROUTE, "disabled": True}},
         "request_headers_to_remove": [CLUSTER_HEADER],
         # The model that answered, the attempts and what translation dropped come from the guarded path.
         **_decision_headers(MODEL_HEADER, ATTEMPTS_HEADER, DROPPED_HEADER),
@@ -284,6 +290,8 @@ def render_bootstrap(ports: EnvoyPorts) -> dict[str, Any]:
         max_body_bytes=MAX_BODY_BYTES,
         message_timeout_s=PROCESSOR_MESSAGE_TIMEOUT_S,
         usage_tap_filter=USAGE_TAP_FILTER,
+        usage_hider_filter=USAGE_HIDER_FILTER,
+        hide_usage_key=HIDE_USAGE,
         metadata_namespace=METADATA_NAMESPACE,
     )
     config: dict[str, Any] = yaml.safe_load(text)

@@ -151,7 +151,14 @@ def test_a_stream_whose_app_did_not_ask_for_usage_is_counted_and_the_app_sees_no
     assert chunks and all(c.usage is None and c.choices for c in chunks)  # no usage chunk, no usage field
     line = access_line(sidecar, request_id)
     assert {k: line[k] for k in expected("gpt", "use-chat")} == expected("gpt", "use-chat")
-    assert line["attempts"] == "gpt:200"  # the guarded path asked the provider for it
+    assert line["attempts"] is None  # the direct path: Switchyard asked for it, Envoy hid it
+
+
+def test_a_guarded_stream_hides_the_usage_its_app_did_not_ask_for(sidecar: Sidecar) -> None:
+    request_id, chunks = chat(sidecar, "chained", stream=True)  # a fallback chain: the guarded path
+    assert chunks and all(c.usage is None and c.choices for c in chunks)
+    line = access_line(sidecar, request_id)
+    assert line["attempts"] == "chained:200" and line["output_tokens"] == TOKENS["use-claude"]["output"]
 
 
 def test_an_app_that_asks_for_usage_gets_the_providers_chunk(sidecar: Sidecar) -> None:

@@ -142,7 +142,7 @@ def test_up_warns_when_open_to_other_hosts_without_app_keys(apps: PolicySet) -> 
 
 def test_check_warns_of_unpriced_models_an_app_with_a_budget_may_use(tmp_path: Path,
                                                                      capsys: pytest.CaptureFixture[str]) -> None:
-    from control_plane.cli import main
+    from control_plane.cli import cmd_check, parser  # not main(): it would point logging at capsys
     (tmp_path / "default.yaml").write_text(
         "version: 1\nrouter: {kind: embedding}\nproviders:\n  p: {base_url: 'http://127.0.0.1:9/v1'}\n"
         "models:\n  priced: {provider: p, price: {input_per_mtok: 1, output_per_mtok: 2}}\n  free: {provider: p}\n"
@@ -152,7 +152,7 @@ def test_check_warns_of_unpriced_models_an_app_with_a_budget_may_use(tmp_path: P
         f"  capped: {{key_sha256: '{'0' * 64}', budget: {{usd_per_day: 1}}}}\n"
         f"  open: {{key_sha256: '{'1' * 64}'}}\n"
         f"  narrow: {{key_sha256: '{'2' * 64}', models: [priced], budget: {{usd_per_month: 9}}}}\n")
-    assert main(["check", str(tmp_path)]) == 0
+    assert cmd_check(parser().parse_args(["check", str(tmp_path)])) == 0
     warnings = [line for line in capsys.readouterr().out.splitlines() if "warning" in line]
     assert warnings == ["  warning: app 'capped' has a budget, but in policy 'default' these models have no price, "
                         "so what they cost does not count toward it: free"]
