@@ -1,11 +1,11 @@
 """Concurrent requests' texts encoded together: one encoder call per batch, off the event loop.
 
 One onnxruntime call costs ~1.9 ms before it runs a single token (encoder.py), so a worker that
-encodes one request at a time spends most of its encoder's time on that, and under load the
-decisions queue behind each other. Instead, what requests ask for while the encoder is busy (or
-within `window_s` when it is idle) goes in the next call, each distinct text once; then each
-request's own work on its vectors (the router's scoring) runs on the same thread, and its
-coroutine gets the result. The event loop only ever awaits a future.
+encodes one request at a time pays that for every request, and under load the decisions queue
+behind each other. Instead, what requests ask for while the encoder is busy goes in the next
+call, each distinct text once; then each request's own work on its vectors (the router's scoring)
+runs on the same thread, and its coroutine gets the result. The event loop only ever awaits a
+future.
 
 A batcher belongs to one event loop at a time (a worker's); the encoder thread is the
 executor's, which should have one thread: batches run one after another, and a second thread
@@ -24,9 +24,11 @@ from router_model.encoder import TextEncoder, Vectors
 
 T = TypeVar("T")
 
-# How long an idle encoder waits for company: short next to a decision (~4 ms alone), and long
-# enough to catch requests that arrive together. Under load the wait is the previous batch.
-WINDOW_S = 0.001
+# How long an idle encoder waits for company. None: the wait for the previous batch gathers
+# enough (benchmarks/embedding_batching.py, one encoder thread, quickstart requests: a 1 ms window
+# cost 1 ms at concurrency 1 and gained nothing at 8 or 32; 2 ms was worse at 8). Requests that
+# arrive in the same turn of the event loop still share a call.
+WINDOW_S = 0.0
 
 
 @dataclass
