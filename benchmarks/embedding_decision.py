@@ -63,9 +63,10 @@ class Cell:
         rate = window.ok / seconds
         cpu = sum(s.arm_cores * s.seconds for s in self.samples) / max(window.ok, 1) * 1e6
         kinds = ", ".join(f"{k} {n}" for k, n in window.decisions.most_common())
+        other = sum(s.other_cores for s in self.samples) / len(self.samples)
         e2e = f"{statistics.median(window.latencies_ms):.1f} / {p99(window.latencies_ms):.1f}" if window.ok else "-"
         return (f"{self.sidecar:>10} {self.workload.name:>10} {self.concurrency:>4} {rate:7.0f} {e2e:>13} "
-                f"{percentiles(window.router_ms):>13} {cpu:10.0f}  {window.errors} errors; {kinds}")
+                f"{percentiles(window.router_ms):>13} {cpu:10.0f} {other:5.2f}  {window.errors} errors; {kinds}")
 
 
 def parse_args() -> argparse.Namespace:
@@ -120,9 +121,11 @@ def main() -> None:
     print(f"policy {args.policy}, texts {', '.join(str(p) for p in args.texts)} ({left_out} left out); "
           f"{args.seconds:g} s per cell after {args.warmup:g} s warm-up, {args.rounds} round(s); cpus {os.cpu_count()}")
     print(f"{'sidecar':>10} {'model':>10} {'conc':>4} {'req/s':>7} {'e2e p50/p99':>13} {'decision ms':>13} "
-          f"{'CPU µs/req':>10}  decisions")
+          f"{'CPU µs/req':>10} {'other':>5}  decisions")
     for cell in cells:
         print(cell.row())
+    print("CPU µs/req: the sidecar's (Envoy, workers, control plane) per answered request; other: cores busy "
+          "outside the sidecar, client and upstream (other people's jobs: a noisy row)")
     after = {cell.concurrency: cell.window() for cell in cells if cell.sidecar == "after" and cell.workload is workload}
     if 1 in after and after[1].router_ms:
         p50 = statistics.median(after[1].router_ms)
