@@ -17,17 +17,17 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from router_model.encoder import TextEncoder, Vectors
 
 T = TypeVar("T")
 
-# How long an idle encoder waits for company. None: the wait for the previous batch gathers
-# enough (benchmarks/embedding_batching.py, one encoder thread, quickstart requests: a 1 ms window
-# cost 1 ms at concurrency 1 and gained nothing at 8 or 32; 2 ms was worse at 8). Requests that
-# arrive in the same turn of the event loop still share a call.
+# How long an idle encoder waits for company: not at all, as the wait for the previous batch
+# gathers enough (benchmarks/embedding_batching.py, one encoder thread, quickstart requests: a 1 ms
+# window cost 1 ms at concurrency 1 and gained nothing at 8 or 32; 2 ms was worse at 8). Requests
+# that arrive in the same turn of the event loop still share a call.
 WINDOW_S = 0.0
 
 
@@ -52,14 +52,12 @@ class BatchStats:
     requests: int = 0
     texts: int = 0  # asked for
     encoded: int = 0  # distinct, so encoded
-    sizes: list[int] = field(default_factory=list)  # requests per batch, the last 1,000
 
     def add(self, requests: int, texts: int, encoded: int) -> None:
         self.batches += 1
         self.requests += requests
         self.texts += texts
         self.encoded += encoded
-        self.sizes = [*self.sizes[-999:], requests]
 
 
 def run_batch(encoder: TextEncoder, jobs: Sequence[_Job[Any]]) -> tuple[list[_Outcome], int]:

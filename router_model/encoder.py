@@ -6,8 +6,8 @@ onnxruntime, `tokenizers` and numpy are needed. Measured on the 2-core CI machin
 took 3.3 ms p50 with onnxruntime on one thread against 9.5 ms with PyTorch, and the processor
 stays free of torch (hundreds of MB and seconds of import).
 
-What one onnxruntime call costs, measured on that machine (one thread): ~1.9 ms to stream the
-weights, plus ~0.1 ms per token it runs, padding included (84 % of it in MatMul: the exported graph
+What one onnxruntime call costs, measured on that machine (one thread): ~1.9 ms before it runs a
+token, then ~0.1 ms per token, padding included (84 % of it in MatMul: the exported graph
 is already the fast one; ORT's transformer fusions made it slower). So texts are encoded many at a
 time (router_model/batching.py gathers concurrent requests' texts) and grouped by length so that
 neither the calls nor the padding cost much (`length_groups`).
