@@ -69,7 +69,7 @@ def pick_examples(train: list[dict], encoder: Encoder, per_route: int) -> dict[s
 def sweep(policy_text: str, dev: list[dict], encoder: Encoder) -> list[str]:
     """In-scope accuracy and `other` recall on dev at each strictness."""
     policy = parse_policy(policy_text, "sweep.yaml", "sweep")
-    router = EmbeddingRouter(encoder, policy.route_specs, executor=None)  # type: ignore[arg-type]
+    router = EmbeddingRouter(encoder, policy.route_specs, None)
     scored = [router.scores([Message("user", text_of(item))]) for item in dev]
     expected = [item["route"] for item in dev]
     rows = []

@@ -272,7 +272,7 @@ def policy_routes(path: Path) -> tuple[list[RouteSpec], list[str]]:
 
 def check_against_router(scoring: Scoring, routes: Sequence[RouteSpec], texts: Sequence[str], encoder: Encoder) -> None:
     """The kept variant must be the router itself."""
-    router = EmbeddingRouter(encoder, routes, None, Gate())  # type: ignore[arg-type]
+    router = EmbeddingRouter(encoder, routes, None, Gate())
     mine = judge(scoring, texts, ["x"] * len(texts))
     for text, best, ev in zip(texts, mine.best, mine.evidence):
         scores = router.scores([Message("user", text)])

@@ -47,10 +47,8 @@ dropping the background requests nearest a policy's routes from the background.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Sequence
-from concurrent.futures import Executor
 from dataclasses import dataclass
 
 import numpy as np
@@ -66,6 +64,7 @@ from router_model.calibration import (
     line,
     nearest_mean,
 )
+from router_model.batching import EncodeBatcher
 from router_model.encoder import TextEncoder, Vectors
 from router_model.phrasing import anchors_of, query_texts, request_pieces
 from router_model.prompt import Message
@@ -141,16 +140,39 @@ class Scores:
         return self.route is not None and self.routes[0].score - second >= margin
 
 
+@dataclass(frozen=True)
+class RequestTexts:
+    """What one request is encoded as: its latest turn's pieces, and the turn before as context."""
+
+    pieces: list[str]
+    context: str | None
+
+    @property
+    def texts(self) -> list[str]:
+        return [*self.pieces, *([self.context] if self.context else [])]
+
+    def queries(self, vectors: Vectors) -> Vectors:
+        """The rows of `texts` -> one unit vector per piece, the context mixed into each."""
+        queries = vectors[: len(self.pieces)]
+        if self.context:
+            queries = queries + CONTEXT_WEIGHT * vectors[-1]
+        normalized: Vectors = queries / np.linalg.norm(queries, axis=1, keepdims=True)
+        return normalized
+
+
 class EmbeddingRouter:
-    """Prepared for one policy's routes at construction (blocking: build it off the event loop);
-    `decide` encodes the request on `executor`, so the event loop never waits on the model."""
+    """Prepared for one policy's routes at construction (blocking: build it off the event loop).
+    `decide` hands the request's texts to `batcher`, which encodes and scores them on its encoder
+    thread with other requests' (router_model/batching.py), so the event loop never waits on the
+    model. Without a batcher, only the blocking methods work (commands, tuning, benchmarks)."""
 
     def __init__(
-        self, encoder: TextEncoder, routes: Sequence[RouteSpec], executor: Executor,
+        self, encoder: TextEncoder, routes: Sequence[RouteSpec], batcher: EncodeBatcher | None,
         gate: Gate = Gate(), other_examples: Sequence[str] = (), background: Sequence[str] | None = None,
     ) -> None:
+        assert batcher is None or batcher.encoder is encoder, "one encoder, or batches would mix models"
         self.encoder = encoder
-        self.executor = executor
+        self.batcher = batcher
         self.gate = gate
         self.names = [r.name for r in routes]
         self.anchor_texts: list[str] = []
@@ -204,17 +226,15 @@ class EmbeddingRouter:
         result: npt.NDArray[np.float32] = evidence(scores.max(axis=1), nearest_mean(others, BACKGROUND_NEIGHBOURS))
         return result
 
+    def request_texts(self, conversation: Sequence[Message]) -> RequestTexts | None:
+        """None when there is nothing to decide: no user text, or no routes."""
+        pieces, context = query_texts(conversation)
+        return RequestTexts(pieces, context) if pieces and self.names else None
+
     def request_vectors(self, conversation: Sequence[Message]) -> Vectors | None:
         """The request's pieces, encoded (blocking); None when there is no user text to go on."""
-        pieces, context = query_texts(conversation)
-        if not pieces or not self.names:
-            return None
-        vectors = self.encoder.encode([*pieces, *([context] if context else [])], cache=False)
-        queries = vectors[: len(pieces)]
-        if context:
-            queries = queries + CONTEXT_WEIGHT * vectors[-1]
-        normalized: Vectors = queries / np.linalg.norm(queries, axis=1, keepdims=True)
-        return normalized
+        request = self.request_texts(conversation)
+        return None if request is None else request.queries(self.encoder.encode(request.texts, cache=False))
 
     def examples_score(self, similarities: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
         """Rows of similarities to `other` examples -> their score, as a route's anchors score."""
@@ -249,8 +269,12 @@ class EmbeddingRouter:
         return Scores(routes, self._other(queries))
 
     async def score(self, conversation: Sequence[Message]) -> Scores | None:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self.executor, self.scores, conversation)
+        """`scores`, batched with concurrent requests' on the encoder thread."""
+        assert self.batcher is not None, "built without a batcher: blocking use only"
+        request = self.request_texts(conversation)
+        if request is None:
+            return None
+        return await self.batcher.run(request.texts, lambda rows: self.scores_of(request.queries(rows)))
 
     def outcome(self, scores: Scores | None, started: float, degraded: str | None = None) -> RouterOutcome:
         elapsed = (time.perf_counter() - started) * 1000

@@ -6,12 +6,14 @@ anchor), so callers run it off the event loop, once per policy snapshot.
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+from router_model.batching import EncodeBatcher
 from router_model.calibration import DEFAULT_STRICTNESS
 from router_model.client import ArchRouterClient, HttpSessions
 from router_model.embedding import EmbeddingRouter, Gate
@@ -52,21 +54,25 @@ class RouterConfig:
 
 class RouterFactory:
     """Builds routers; owns what they share across policies and snapshots: HTTP connection
-    pools, the sentence encoder (loaded on first use) and the thread that runs it."""
+    pools, the sentence encoder (loaded on first use), the thread that runs it, and the batcher
+    that gathers every policy's requests for it. `encoder_threads`: onnxruntime's threads for
+    this process (encoder.intra_op_threads)."""
 
-    def __init__(self, encoder: Callable[[], Encoder] = Encoder) -> None:
+    def __init__(self, encoder: Callable[[], Encoder] | None = None, encoder_threads: int = 1) -> None:
         self.sessions = HttpSessions()
-        self._make_encoder = encoder
-        self._encoder: Encoder | None = None
+        self._make_encoder = encoder or functools.partial(Encoder, threads=encoder_threads)
+        self._batcher: EncodeBatcher | None = None
         self._lock = threading.Lock()
-        # One thread: encoding is CPU-bound; queueing beats two encodes fighting for 2 cores.
+        # One thread: a batch is one onnxruntime call, parallel inside when it has threads.
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embedding")
 
-    def encoder(self) -> Encoder:
+    def batcher(self) -> EncodeBatcher:
+        """The encoder (loaded on first use) behind its batcher: every embedding router of this
+        factory shares both, so one batch holds any policy's requests."""
         with self._lock:
-            if self._encoder is None:
-                self._encoder = self._make_encoder()
-            return self._encoder
+            if self._batcher is None:
+                self._batcher = EncodeBatcher(self._make_encoder(), self.executor)
+            return self._batcher
 
     def build(self, config: RouterConfig, routes: Sequence[RouteSpec]) -> Router:
         return KINDS[config.kind](self, config, routes)
@@ -85,7 +91,8 @@ class RouterFactory:
 
     def embedding(self, config: RouterConfig, routes: Sequence[RouteSpec]) -> EmbeddingRouter:
         gate = Gate(config.threshold, config.strictness)
-        return EmbeddingRouter(self.encoder(), routes, self.executor, gate, config.other_examples)
+        batcher = self.batcher()
+        return EmbeddingRouter(batcher.encoder, routes, batcher, gate, config.other_examples)
 
     def hybrid(self, config: RouterConfig, routes: Sequence[RouteSpec]) -> HybridRouter:
         return HybridRouter(self.embedding(config, routes), self.arch_router(config, routes), config.margin)

@@ -24,6 +24,7 @@ import structlog
 from control_plane.observability import metrics
 from control_plane.policy.model import PolicySet
 from control_plane.workers.worker import Applied, Apply, WorkerConfig, main
+from router_model.encoder import intra_op_threads
 
 log = structlog.get_logger("switchyard.workers")
 START_TIMEOUT_S = 120.0  # a fresh interpreter imports everything and builds the routers
@@ -43,7 +44,8 @@ class _Worker:
 
 class WorkerPool:
     def __init__(self, count: int, host: str, port: int, shared_state: Path, log_level: str = "info") -> None:
-        self.configs = [WorkerConfig(i, host, port, shared_state, log_level) for i in range(count)]
+        threads = intra_op_threads(available_cpus(), count)
+        self.configs = [WorkerConfig(i, host, port, shared_state, log_level, threads) for i in range(count)]
         self._context = multiprocessing.get_context("spawn")
         self._workers: dict[int, _Worker] = {}
         self._current: Apply | None = None

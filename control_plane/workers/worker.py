@@ -27,6 +27,7 @@ from control_plane.policy.model import PolicySet
 from control_plane.routing.router_pool import RouterPool
 from control_plane.policy.snapshot import SnapshotStore
 from control_plane.workers.shared_state import RemoteShared, SharedStateClient
+from router_model.kinds import RouterFactory
 
 log = structlog.get_logger("switchyard.worker")
 
@@ -40,6 +41,7 @@ class WorkerConfig:
     port: int
     shared_state: Path  # the control plane's Unix socket
     log_level: str = "info"
+    encoder_threads: int = 1  # onnxruntime's, for the embedding tier (encoder.intra_op_threads)
 
 
 @dataclass(frozen=True)
@@ -71,7 +73,7 @@ async def _serve(config: WorkerConfig, pipe: Connection) -> None:
     loop = asyncio.get_running_loop()
     client = SharedStateClient(config.shared_state)
     await client.connect()
-    routers = RouterPool()
+    routers = RouterPool(RouterFactory(encoder_threads=config.encoder_threads))
     first: Apply = await loop.run_in_executor(None, pipe.recv)
     snapshots = SnapshotStore(await routers.snapshot(first.policy_set))
     service = ExtProcService(snapshots, RemoteShared(client, Metrics()))

@@ -25,6 +25,7 @@ import pytest
 from control_plane.policy.edits import set_router_embedding
 from control_plane.routing.evaluation import Item
 from control_plane.routing.tuning import Arrays, cross_validate, pick_margin, pick_strictness, score_dataset
+from router_model.batching import EncodeBatcher
 from router_model.embedding import EmbeddingRouter, Gate
 from router_model.encoder import Vectors
 from router_model.explanation import explain
@@ -77,7 +78,9 @@ class ScriptedEncoder:
 
 
 def router(gate: Gate = Gate(strictness=0.5), other_examples: Sequence[str] = ()) -> EmbeddingRouter:
-    return EmbeddingRouter(ScriptedEncoder(), ROUTES, ThreadPoolExecutor(1), gate, other_examples, BACKGROUND)
+    encoder = ScriptedEncoder()
+    return EmbeddingRouter(encoder, ROUTES, EncodeBatcher(encoder, ThreadPoolExecutor(1)), gate, other_examples,
+                           BACKGROUND)
 
 
 def ask(text: str) -> list[Message]:

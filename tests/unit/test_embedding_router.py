@@ -3,12 +3,17 @@ Arch-Router."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from router_model.calibration import background_requests
+from control_plane.policy.loader import load_policy_file
+from router_model.batching import EncodeBatcher
 from router_model.embedding import EmbeddingRouter, Gate
 from router_model.encoder import Encoder
 from router_model.hybrid import HybridRouter
@@ -17,6 +22,7 @@ from router_model.prompt import Message
 from router_model.router import EMBEDDING, RouterOutcome, RouterQuery, RouteSpec
 from tests.support.scripted_router import ScriptedRouter
 
+ROOT = Path(__file__).resolve().parents[2]
 ROUTES = (
     RouteSpec("code", "writing code: functions, classes, scripts", ("write a Python function that sorts a list",)),
     RouteSpec("travel", "travel planning: flights, hotels, rental cars", ("book me a flight to Paris",)),
@@ -31,7 +37,7 @@ def encoder() -> Encoder:
 @pytest.fixture(scope="module")
 def router(encoder: Encoder) -> EmbeddingRouter:
     """Calibrated against the shipped background set: no threshold."""
-    return EmbeddingRouter(encoder, ROUTES, ThreadPoolExecutor(1))
+    return EmbeddingRouter(encoder, ROUTES, EncodeBatcher(encoder, ThreadPoolExecutor(1)))
 
 
 def ask(text: str) -> RouterQuery:
@@ -99,7 +105,7 @@ def test_calibration_carries_over_to_off_topic_requests_it_did_not_see(encoder: 
     seen, unseen = shipped[::2], shipped[1::2]
 
     def routed(strictness: float) -> int:
-        router = EmbeddingRouter(encoder, ROUTES, ThreadPoolExecutor(1), Gate(strictness=strictness), background=seen)
+        router = EmbeddingRouter(encoder, ROUTES, None, Gate(strictness=strictness), background=seen)
         assert float(np.mean(router.background_evidence <= router.cut)) == pytest.approx(strictness, abs=0.01)
         return sum(router.scores([Message("user", t)]).route is not None for t in unseen)  # type: ignore[union-attr]
 
@@ -109,7 +115,7 @@ def test_calibration_carries_over_to_off_topic_requests_it_did_not_see(encoder: 
 
 async def test_a_fixed_threshold_keeps_its_meaning(encoder: Encoder) -> None:
     """`threshold` set: the best anchor's cosine, no calibration (policies written before it)."""
-    fixed = EmbeddingRouter(encoder, ROUTES, ThreadPoolExecutor(1), Gate(threshold=0.35))
+    fixed = EmbeddingRouter(encoder, ROUTES, None, Gate(threshold=0.35))
     scores = fixed.scores(ask("what is the boiling point of water").conversation)
     assert scores is not None and fixed.cut is None and scores.other.score == 0.35
     best = max(float(v) for v in encoder.encode(["what is the boiling point of water"], cache=False)[0] @ fixed.anchors.T)
@@ -133,3 +139,32 @@ async def test_hybrid_degrades_to_the_embedding_decision_when_arch_router_fails(
                                     outcome.score, outcome.runner_up, outcome.runner_up_score)
     assert outcome.score is not None and outcome.runner_up is not None
     assert len(arch.queries) == 1
+
+
+async def test_batched_decisions_are_one_by_one_decisions(encoder: Encoder) -> None:
+    """The quickstart policy on its own requests, all at once through one batcher (and a few
+    follow-up turns, and a text two requests share), against each request encoded alone: the
+    same vectors within float tolerance, the same scores, the same decisions."""
+    policy = load_policy_file(ROOT / "policies" / "default.yaml")
+    gate = Gate(policy.router.threshold, policy.router.strictness)
+    batcher = EncodeBatcher(encoder, ThreadPoolExecutor(1))
+    router = EmbeddingRouter(encoder, policy.route_specs, batcher, gate, policy.router.other_examples)
+    texts = [json.loads(line)["messages"][-1]["content"] for line in (ROOT / "eval" / "quickstart.jsonl").open()]
+    conversations = [[Message("user", t)] for t in texts] + [[Message("user", texts[0])]] + [
+        [Message("user", before), Message("assistant", "ok"), Message("user", after)]
+        for before, after in zip(texts[:20], texts[20:40])]
+    batched = await asyncio.gather(*(router.score(c) for c in conversations))
+    assert batcher.stats.batches < len(conversations) / 4 and batcher.stats.encoded < batcher.stats.texts
+    for conversation, scores in zip(conversations, batched):
+        request = router.request_texts(conversation)
+        assert request is not None and scores is not None
+        rows = await batcher.run(request.texts, request.queries)
+        alone = router.request_vectors(conversation)
+        assert alone is not None and np.abs(rows - alone).max() < 1e-5
+        expected = router.scores(conversation)
+        assert expected is not None and scores.route == expected.route
+        assert dict(scores.ranking()) == pytest.approx(dict(expected.ranking()), abs=1e-5)
+
+
+def test_the_encoder_runs_on_the_threads_it_is_given() -> None:
+    assert Encoder(threads=2)._session.get_session_options().intra_op_num_threads == 2
