@@ -46,15 +46,20 @@ def _details(usage: Body, key: str) -> Body:
     return value if isinstance(value, dict) else {}
 
 
-def from_openai(usage: Any) -> Usage | None:
-    """Chat completions' `usage` (prompt tokens include cached ones; completion tokens include
-    reasoning)."""
+def _openai_style(usage: Any, inputs: str, outputs: str) -> Usage | None:
+    """OpenAI's APIs count cached input inside input (`<inputs>_details.cached_tokens`) and
+    reasoning inside output (`<outputs>_details.reasoning_tokens`)."""
     if not isinstance(usage, dict):
         return None
-    cached = _int(_details(usage, "prompt_tokens_details").get("cached_tokens"))
-    return Usage(input=max(_int(usage.get("prompt_tokens")) - cached, 0), cached_input=cached,
-                 output=_int(usage.get("completion_tokens")),
-                 reasoning=_int(_details(usage, "completion_tokens_details").get("reasoning_tokens")))
+    cached = _int(_details(usage, f"{inputs}_details").get("cached_tokens"))
+    return Usage(input=max(_int(usage.get(inputs)) - cached, 0), cached_input=cached,
+                 output=_int(usage.get(outputs)),
+                 reasoning=_int(_details(usage, f"{outputs}_details").get("reasoning_tokens")))
+
+
+def from_openai(usage: Any) -> Usage | None:
+    """Chat completions' `usage`."""
+    return _openai_style(usage, "prompt_tokens", "completion_tokens")
 
 
 _ANTHROPIC_KINDS = {"input_tokens": "input", "cache_read_input_tokens": "cached_input",
@@ -74,13 +79,8 @@ def from_anthropic(usage: Any, earlier: Usage | None = None) -> Usage | None:
 
 
 def from_responses(usage: Any) -> Usage | None:
-    """The Responses API's `usage` (input tokens include cached ones; output includes reasoning)."""
-    if not isinstance(usage, dict):
-        return None
-    cached = _int(_details(usage, "input_tokens_details").get("cached_tokens"))
-    return Usage(input=max(_int(usage.get("input_tokens")) - cached, 0), cached_input=cached,
-                 output=_int(usage.get("output_tokens")),
-                 reasoning=_int(_details(usage, "output_tokens_details").get("reasoning_tokens")))
+    """The Responses API's `usage`."""
+    return _openai_style(usage, "input_tokens", "output_tokens")
 
 
 class UsageReader(Protocol):
