@@ -146,12 +146,23 @@ def test_the_chat_door_counts_the_providers_usage(sidecar: Sidecar, model: str, 
     assert metric(sidecar, "switchyard_cost_usd_total", model=model) - cost_before == pytest.approx(want["cost_usd"])
 
 
-def test_a_stream_whose_app_did_not_ask_for_usage_is_counted_and_the_app_sees_none(sidecar: Sidecar) -> None:
+@pytest.mark.parametrize("crlf", [False, True], ids=["lf", "crlf"])
+def test_a_stream_whose_app_did_not_ask_for_usage_is_counted_and_the_app_sees_none(
+        sidecar: Sidecar, use_chat: Provider, crlf: bool) -> None:
+    use_chat.control(crlf=crlf)
     request_id, chunks = chat(sidecar, "gpt", stream=True)
     assert chunks and all(c.usage is None and c.choices for c in chunks)  # no usage chunk, no usage field
     line = access_line(sidecar, request_id)
     assert {k: line[k] for k in expected("gpt", "use-chat")} == expected("gpt", "use-chat")
     assert line["attempts"] is None  # the direct path: Switchyard asked for it, Envoy hid it
+
+
+def test_a_providers_error_to_such_a_stream_reaches_the_app_whole(sidecar: Sidecar, use_chat: Provider) -> None:
+    use_chat.control(script=[{"status": 429, "error": {"message": "slow down", "type": "rate_limit_error"}}])
+    response = httpx.post(f"{sidecar.base_url}/chat/completions", timeout=30, json={
+        "model": "gpt", "stream": True, "messages": [{"role": "user", "content": f"hello #{next(_texts)}"}]})
+    assert response.status_code == 429  # the hider only touches an event stream
+    assert response.json()["error"]["message"] == "slow down"
 
 
 def test_a_guarded_stream_hides_the_usage_its_app_did_not_ask_for(sidecar: Sidecar) -> None:
