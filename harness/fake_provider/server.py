@@ -29,7 +29,7 @@ standing settings apply again). A behaviour is a dict of settings that apply to 
                        Responses: response.completed)
   answer: "w1 w2 ..."  answer these words (streams: one per chunk) instead of the default; when the
                        last message is the assistant's (a continuation), only the words after its own
-  crlf: true           (streams) end event lines with CRLF, as the SSE format allows
+  line_end: "\r\n"     (streams) end event lines with CRLF (or "\r"), as the SSE format allows
   use_tools: true      when the request offers tools, call the first one with {"city": "Paris"}, as
                        call_<n> / toolu_<n>, n = 1 + the assistant messages in the request
 
@@ -251,7 +251,7 @@ async def send(request: web.Request, events: list[Event], behaviour: dict[str, A
             if broken:
                 await response.write(malformed)
                 continue
-        await response.write(event.replace(b"\n", b"\r\n") if behaviour["crlf"] else event)
+        await response.write(event.replace(b"\n", behaviour["line_end"].encode()))
         if counted and behaviour["chunk_delay_ms"]:
             await asyncio.sleep(behaviour["chunk_delay_ms"] / 1000)
     await response.write_eof()
@@ -268,7 +268,7 @@ def make_app(name: str, models: list[str] | None = None, key: str | None = None)
                                 "headers": {}, "script": [], "reset": False, "hang": False,
                                 "error": None, "first_event_ms": 0, "stall_after_chunks": None,
                                 "malformed_after_chunks": None, "no_done": False, "answer": None,
-                                "use_tools": False, "crlf": False}
+                                "use_tools": False, "line_end": "\n"}
     control = dict(defaults)
 
     async def received(request: web.Request) -> dict[str, Any]:

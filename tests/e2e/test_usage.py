@@ -146,10 +146,10 @@ def test_the_chat_door_counts_the_providers_usage(sidecar: Sidecar, model: str, 
     assert metric(sidecar, "switchyard_cost_usd_total", model=model) - cost_before == pytest.approx(want["cost_usd"])
 
 
-@pytest.mark.parametrize("crlf", [False, True], ids=["lf", "crlf"])
+@pytest.mark.parametrize("line_end", ["\n", "\r\n", "\r"], ids=["lf", "crlf", "cr"])
 def test_a_stream_whose_app_did_not_ask_for_usage_is_counted_and_the_app_sees_none(
-        sidecar: Sidecar, use_chat: Provider, crlf: bool) -> None:
-    use_chat.control(crlf=crlf)
+        sidecar: Sidecar, use_chat: Provider, line_end: str) -> None:
+    use_chat.control(line_end=line_end)
     request_id, chunks = chat(sidecar, "gpt", stream=True)
     assert chunks and all(c.usage is None and c.choices for c in chunks)  # no usage chunk, no usage field
     line = access_line(sidecar, request_id)
