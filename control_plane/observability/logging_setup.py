@@ -1,4 +1,9 @@
-"""structlog configuration: one JSON object per line on stderr."""
+"""structlog configuration: one JSON object per line on stderr.
+
+Workers share the sidecar's stderr, so each line must reach it in one write: structlog's
+PrintLogger writes the message and its newline separately when stderr is unbuffered
+(PYTHONUNBUFFERED, as CI runners set), and two workers' lines then run together.
+"""
 
 from __future__ import annotations
 
@@ -18,6 +23,6 @@ def configure(level: str = "info") -> None:
             structlog.processors.JSONRenderer(),
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        logger_factory=structlog.WriteLoggerFactory(sys.stderr),
         cache_logger_on_first_use=True,
     )
