@@ -33,6 +33,8 @@ PROCESSOR_READS = (":method", ":path", "content-length", *CLIENT_CREDENTIAL_HEAD
 METADATA_NAMESPACE = "switchyard"
 # Its key that tells Envoy to hide from the app the usage Switchyard asked a stream for.
 HIDE_USAGE = "hide_usage"
+# Its key where Envoy puts the usage objects it read in an answer on the direct path (a JSON list).
+ANSWER_USAGE = "usage"
 
 # Response headers carrying the decision record -> the Envoy dynamic-metadata key of each.
 DECISION_HEADERS = {

@@ -31,7 +31,6 @@ from control_plane.observability.access_log import AccessLogSink
 from control_plane.observability.metrics import Metrics, use_multiprocess_dir
 from control_plane.policy.loader import load_policy_set
 from control_plane.policy.model import PolicySet
-from control_plane.extproc.usage_tap import UsageTap
 from control_plane.ledger import default_state_dir, open_ledger
 from control_plane.reloader import Reloader
 from control_plane.spend.accountant import Accountant
@@ -181,9 +180,9 @@ async def run(options: SidecarOptions) -> int:
     # The control plane's gRPC server for Envoy: ADS (clusters and routes) and the access log
     # (request metrics). ext_proc streams go to the workers.
     # The request log line, metrics and spend of every request settle here (spend/accountant.py),
-    # from Envoy's access log and the answers' usage (the usage tap, the guarded path).
+    # from Envoy's access log (which carries the direct path's usage) and the guarded path.
     accountant = Accountant(snapshots, metrics, ledger=ledger)
-    server = Server([AdsServer(xds), AccessLogSink(accountant.entry), UsageTap(accountant)], codec=RawOrProtoCodec())
+    server = Server([AdsServer(xds), AccessLogSink(accountant.entry)], codec=RawOrProtoCodec())
     await server.start(options.control.host, options.control.port)
     await workers.start(snapshots.generation, policies)
     circuits = Circuits(metrics=metrics)

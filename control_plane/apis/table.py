@@ -69,8 +69,9 @@ class Api:
     # GET /v1/models and /v1/models/{id} in this API's shape (model_lists.py), when it has its own.
     model_list: Callable[[Sequence[str]], bytes] | None = None
     model_entry: Callable[[str], bytes] | None = None
-    # Reads the token usage of an answer in this API (streamed or not): apis/usage.py.
-    usage_reader: Callable[[bool], UsageReader] = OpenAIUsage
+    # Reads the token usage of an answer in this API (streamed or not; or its usage objects
+    # alone, as Envoy hands them over on the direct path): apis/usage.py.
+    usage_reader: type[UsageReader] = OpenAIUsage
     # The request asking for usage, for an API whose answers carry it only when asked (OpenAI
     # chat streams); None when this one already does.
     ask_usage: Callable[[Body], Body | None] = lambda request: None

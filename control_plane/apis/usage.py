@@ -7,7 +7,9 @@ cache creation (input too, priced at the model's `cache_write_per_mtok` when it 
 
 Readers take an answer whole (a JSON body) or as it streams (SSE events, fed in any chunks), and
 keep the provider's own counts: the last ones a stream reports win (Anthropic's message_delta
-carries the final output count).
+carries the final output count). On the direct path Envoy reads no JSON: it hands over the
+answer's `usage` objects alone, in order (envoy/bootstrap.yaml), and `from_objects` folds them
+by the same rule.
 """
 
 from __future__ import annotations
@@ -84,15 +86,36 @@ def from_responses(usage: Any) -> Usage | None:
 
 
 class UsageReader(Protocol):
+    """An answer's reader (constructed with whether the answer streams), and the same API's
+    reading of an answer's `usage` objects alone."""
+
     usage: Usage | None
+
+    def __init__(self, streamed: bool) -> None: ...
 
     def feed(self, chunk: bytes) -> None: ...
 
     def finish(self) -> Usage | None: ...
 
+    @classmethod
+    def from_objects(cls, objects: list[Any]) -> Usage | None: ...
+
 
 class _Reader:
     """Reads an answer in one API: SSE events as they pass, or a whole JSON body at the end."""
+
+    @staticmethod
+    def merged(earlier: Usage | None, usage: Any) -> Usage | None:
+        """The usage so far, after the answer reported `usage` (one of its `usage` objects)."""
+        raise NotImplementedError
+
+    @classmethod
+    def from_objects(cls, objects: list[Any]) -> Usage | None:
+        """The usage of an answer that carried these `usage` objects, in this order."""
+        usage = None
+        for reported in objects:
+            usage = cls.merged(usage, reported)
+        return usage
 
     def __init__(self, streamed: bool) -> None:
         self.streamed = streamed
@@ -136,36 +159,48 @@ def _json(data: bytes) -> Body | None:
 
 
 class OpenAIUsage(_Reader):
+    @staticmethod
+    def merged(earlier: Usage | None, usage: Any) -> Usage | None:
+        return from_openai(usage) or earlier  # the last chunk's, with include_usage
+
     def _event(self, event: Body) -> None:
-        self.usage = from_openai(event.get("usage")) or self.usage  # the last chunk's, with include_usage
+        self.usage = self.merged(self.usage, event.get("usage"))
 
     def _answer(self, answer: Body) -> None:
         self.usage = from_openai(answer.get("usage"))
 
 
 class AnthropicUsage(_Reader):
+    @staticmethod
+    def merged(earlier: Usage | None, usage: Any) -> Usage | None:
+        return from_anthropic(usage, earlier)
+
     def _event(self, event: Body) -> None:
         if event.get("type") == "message_start":
             self.usage = from_anthropic((event.get("message") or {}).get("usage"))
         elif event.get("type") == "message_delta":
-            self.usage = from_anthropic(event.get("usage"), self.usage)
+            self.usage = self.merged(self.usage, event.get("usage"))
 
     def _answer(self, answer: Body) -> None:
         self.usage = from_anthropic(answer.get("usage"))
 
 
 class ResponsesUsage(_Reader):
+    @staticmethod
+    def merged(earlier: Usage | None, usage: Any) -> Usage | None:
+        return from_responses(usage) or earlier
+
     def _event(self, event: Body) -> None:
         if event.get("type") in ("response.completed", "response.incomplete", "response.failed"):
-            self.usage = from_responses((event.get("response") or {}).get("usage")) or self.usage
+            self.usage = self.merged(self.usage, (event.get("response") or {}).get("usage"))
 
     def _answer(self, answer: Body) -> None:
         self.usage = from_responses(answer.get("usage"))
 
 
 class UsageSink(Protocol):
-    """Where the answer readers (the usage tap on the direct path, the guarded path) hand each
-    request's usage, by request id; control_plane/spend/ settles it with Envoy's access-log entry.
+    """Where the guarded path hands each request's usage, by request id; control_plane/spend/
+    settles it with Envoy's access-log entry.
     `begin` when an answer starts, `add` at its end (None: it reported no usage)."""
 
     def begin(self, request_id: str) -> None: ...

@@ -378,7 +378,8 @@ class RequestProcessor:
                 "switchyard.model": decision.model,
                 "switchyard.app": decision.app,
             })
-        # For the usage tap (control_plane/usage/): whose answer comes back, and which request it is.
+        # For the usage Envoy reads in the answer (control_plane/spend/): whose answer comes back,
+        # and which request it is.
         answer_api = (self.door.api if self.door else APIS[OPENAI]).name
         request_id = self.headers.get(REQUEST_ID_HEADER, "")
         return Forward(

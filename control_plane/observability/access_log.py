@@ -3,7 +3,8 @@
 Envoy sees what the processor cannot (the status the app got and the whole request's time,
 streams included), and sends one entry per request, off the request path, in batches (every
 0.25 s). The entry carries the decision the processor wrote into dynamic metadata; with the
-answer's usage (control_plane/spend/) it becomes the request's log line and its metrics.
+answer's usage (read by Envoy on the direct path, and put with the decision; or by the guarded
+path) it becomes the request's log line and its metrics (control_plane/spend/).
 
 Entries are read with control_plane/protowire.py, only the fields used: envoy-data-plane's
 classes took ~0.3 ms an entry, which held the event loop for tens of ms per batch under load.
@@ -17,12 +18,16 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
+import json
+
 import grpclib.const
 import structlog
 from envoy_data_plane.envoy.service.accesslog.v3 import AccessLogServiceBase
 from grpclib.server import Stream
 
-from control_plane.headers import ATTEMPTS_HEADER, METADATA_NAMESPACE, MODEL_HEADER
+from control_plane.apis.table import APIS, OPENAI
+from control_plane.apis.usage import Usage
+from control_plane.headers import ANSWER_USAGE, ATTEMPTS_HEADER, METADATA_NAMESPACE, MODEL_HEADER
 from control_plane.protowire import WireError, message_fields, metadata_strings, read_fields, string_map
 
 log = structlog.get_logger("switchyard.access_log")
@@ -56,6 +61,19 @@ class Entry:
     @property
     def request_id(self) -> str:
         return str(self.fields.get("request_id") or "")
+
+    def answer_usage(self) -> Usage | None:
+        """The usage Envoy read in the answer on the direct path (its `usage` objects, in the
+        answer's API), or None."""
+        text = self.decision.get(ANSWER_USAGE)
+        if not text:
+            return None
+        try:
+            objects = json.loads(text)
+        except (ValueError, RecursionError):
+            return None
+        api = APIS.get(self.decision.get("api", OPENAI), APIS[OPENAI])
+        return api.usage_reader.from_objects(objects) if isinstance(objects, list) else None
 
     def labels(self) -> tuple[str, str, str, str]:
         """The request metrics' labels: app, policy, route, and the model that answered."""

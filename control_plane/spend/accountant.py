@@ -1,11 +1,11 @@
 """Settling a request: Envoy's access-log entry says what happened (status, times, the model that
-answered); the usage tap or the guarded path says what the answer reported it used; the answering
-model's price turns that into money. One place then writes the request's log line, counts its
-metrics and records its spend.
+answered) and, on the direct path, what the answer reported it used (Envoy reads it as the answer
+passes); the guarded path says so itself; the answering model's price turns that into money. One
+place then writes the request's log line, counts its metrics and records its spend.
 
-The usage of an answer is known at its end, a moment before Envoy's entry for it arrives (the
-access log is flushed every 0.25 s); an entry whose answer is still being read waits for it, up
-to `wait_s`, off the access-log stream.
+The guarded path knows an answer's usage at its end, a moment before Envoy's entry for it arrives
+(the access log is flushed every 0.25 s); an entry whose answer is still being read waits for it,
+up to `wait_s`, off the access-log stream.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ class Accountant:
         self._usage: OrderedDict[str, Usage | None] = OrderedDict()
         self._settling: set[asyncio.Task[None]] = set()
 
-    # ---- the answer readers' side (apis/usage.py: UsageSink) ----------------------------------
+    # ---- the guarded path's side (apis/usage.py: UsageSink) -----------------------------------
 
     def begin(self, request_id: str) -> None:
         """An answer to `request_id` started; its usage will follow (add)."""
@@ -80,6 +80,8 @@ class Accountant:
     def settle(self, entry: Entry) -> None:
         usage = self._usage.pop(entry.request_id, None) if entry.request_id else None
         self._reading.pop(entry.request_id, None)
+        if usage is None:
+            usage = entry.answer_usage()
         model = self._model(entry)
         cost = model.price.cost_usd(usage) if usage is not None and model and model.price else None
         fields = entry.log_fields()

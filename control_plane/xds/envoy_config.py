@@ -33,6 +33,7 @@ from envoy_data_plane.envoy.config.route.v3 import RouteConfiguration
 from control_plane.apis.doors import DOORS
 from control_plane.apis.table import APIS, OPENAI, Api
 from control_plane.headers import (
+    ANSWER_USAGE,
     ATTEMPTS_HEADER,
     CLUSTER_HEADER,
     DECISION_HEADERS,
@@ -172,11 +173,9 @@ def provider_route(provider: Provider) -> dict[str, Any]:
     }
 
 
-# The usage tap's filter, and the one that hides usage from an app that did not ask
+# The filter that reads each answer's usage and hides what an app did not ask for
 # (envoy/bootstrap.yaml): off on the guarded path, which reads and hides its own answers' usage.
-USAGE_TAP_FILTER = "switchyard.usage_tap"
-USAGE_HIDER_FILTER = "switchyard.usage_hider"
-EXT_PROC_PER_ROUTE = "type.googleapis.com/envoy.extensions.filters.http.ext_proc.v3.ExtProcPerRoute"
+USAGE_FILTER = "switchyard.usage"
 LUA_PER_ROUTE = "type.googleapis.com/envoy.extensions.filters.http.lua.v3.LuaPerRoute"
 
 
@@ -188,8 +187,7 @@ def failover_route() -> dict[str, Any]:
         "name": FAILOVER_CLUSTER,
         "match": {"prefix": "/v1/", "headers": [header]},
         "route": {"cluster": FAILOVER_CLUSTER, "timeout": "0s"},
-        "typed_per_filter_config": {USAGE_TAP_FILTER: {"@type": EXT_PROC_PER_ROUTE, "disabled": True},
-                                    USAGE_HIDER_FILTER: {"@type": LUA_PER_ROUTE, "disabled": True}},
+        "typed_per_filter_config": {USAGE_FILTER: {"@type": LUA_PER_ROUTE, "disabled": True}},
         "request_headers_to_remove": [CLUSTER_HEADER],
         # The model that answered, the attempts and what translation dropped come from the guarded path.
         **_decision_headers(MODEL_HEADER, ATTEMPTS_HEADER, DROPPED_HEADER),
@@ -289,9 +287,9 @@ def render_bootstrap(ports: EnvoyPorts) -> dict[str, Any]:
         stream_idle_timeout_s=ports.stream_idle_timeout_s,
         max_body_bytes=MAX_BODY_BYTES,
         message_timeout_s=PROCESSOR_MESSAGE_TIMEOUT_S,
-        usage_tap_filter=USAGE_TAP_FILTER,
-        usage_hider_filter=USAGE_HIDER_FILTER,
+        usage_filter=USAGE_FILTER,
         hide_usage_key=HIDE_USAGE,
+        answer_usage_key=ANSWER_USAGE,
         metadata_namespace=METADATA_NAMESPACE,
     )
     config: dict[str, Any] = yaml.safe_load(text)

@@ -30,6 +30,7 @@ standing settings apply again). A behaviour is a dict of settings that apply to 
   answer: "w1 w2 ..."  answer these words (streams: one per chunk) instead of the default; when the
                        last message is the assistant's (a continuation), only the words after its own
   line_end: "\r\n"     (streams) end event lines with CRLF (or "\r"), as the SSE format allows
+  piece_bytes: N       write answers (whole or streamed) N bytes at a time, 2 ms apart
   use_tools: true      when the request offers tools, call the first one with {"city": "Paris"}, as
                        call_<n> / toolu_<n>, n = 1 + the assistant messages in the request
 
@@ -231,6 +232,26 @@ def scripted_anthropic_error(name: str, status: int, error: dict[str, Any] | Non
     return {"type": "error", "error": error or {"type": kind, "message": f"{name} failed"}}
 
 
+async def write(response: web.StreamResponse, data: bytes, behaviour: dict[str, Any]) -> None:
+    """`data`, in pieces of `piece_bytes` a moment apart when set (so the proxy reads them apart)."""
+    size = behaviour["piece_bytes"] or len(data) or 1
+    for at in range(0, len(data), size):
+        await response.write(data[at:at + size])
+        if behaviour["piece_bytes"]:
+            await asyncio.sleep(0.002)
+
+
+async def whole(request: web.Request, body: dict[str, Any], behaviour: dict[str, Any]) -> web.StreamResponse:
+    """A whole JSON answer (with `piece_bytes`, written in pieces)."""
+    if not behaviour["piece_bytes"]:
+        return web.json_response(body, headers=behaviour["headers"])
+    response = web.StreamResponse(headers={"content-type": "application/json", **behaviour["headers"]})
+    await response.prepare(request)
+    await write(response, json.dumps(body).encode(), behaviour)
+    await response.write_eof()
+    return response
+
+
 async def send(request: web.Request, events: list[Event], behaviour: dict[str, Any],
                malformed: bytes) -> web.StreamResponse:
     """SSE events; the faults count chunks, and with die_after_chunks the connection is cut mid-stream."""
@@ -251,7 +272,7 @@ async def send(request: web.Request, events: list[Event], behaviour: dict[str, A
             if broken:
                 await response.write(malformed)
                 continue
-        await response.write(event.replace(b"\n", behaviour["line_end"].encode()))
+        await write(response, event.replace(b"\n", behaviour["line_end"].encode()), behaviour)
         if counted and behaviour["chunk_delay_ms"]:
             await asyncio.sleep(behaviour["chunk_delay_ms"] / 1000)
     await response.write_eof()
@@ -268,7 +289,7 @@ def make_app(name: str, models: list[str] | None = None, key: str | None = None)
                                 "headers": {}, "script": [], "reset": False, "hang": False,
                                 "error": None, "first_event_ms": 0, "stall_after_chunks": None,
                                 "malformed_after_chunks": None, "no_done": False, "answer": None,
-                                "use_tools": False, "line_end": "\n"}
+                                "use_tools": False, "line_end": "\n", "piece_bytes": None}
     control = dict(defaults)
 
     async def received(request: web.Request) -> dict[str, Any]:
@@ -329,7 +350,7 @@ def make_app(name: str, models: list[str] | None = None, key: str | None = None)
             reply = completion(name, body.get("model", ""), None, [openai_call(asked, decided)], behaviour["tokens"])
         else:
             reply = completion(name, body.get("model", ""), decided, tokens=behaviour["tokens"])
-        return web.json_response(reply, headers=behaviour["headers"])
+        return await whole(request, reply, behaviour)
 
     async def messages(request: web.Request) -> web.StreamResponse:
         body = await received(request)
@@ -347,7 +368,7 @@ def make_app(name: str, models: list[str] | None = None, key: str | None = None)
                                     behaviour["tokens"])
         if body.get("stream"):
             return await send(request, anthropic_events(message, behaviour), behaviour, ANTHROPIC_MALFORMED)
-        return web.json_response(message, headers=behaviour["headers"])
+        return await whole(request, message, behaviour)
 
     async def responses(request: web.Request) -> web.StreamResponse:
         body = await received(request)
@@ -371,7 +392,7 @@ def make_app(name: str, models: list[str] | None = None, key: str | None = None)
         if body.get("stream"):
             return await send(request, fake_responses.response_events(response, behaviour), behaviour,
                               fake_responses.MALFORMED)
-        return web.json_response(response, headers=behaviour["headers"])
+        return await whole(request, response, behaviour)
 
     async def count_tokens(request: web.Request) -> web.Response:
         body = await received(request)  # not scripted: it answers at once

@@ -83,7 +83,7 @@ def decision_span(receiver: OtlpReceiver, app_span: str) -> tuple[Span, Span]:
     ingress = one_span(receiver, "ingress", app_span)
     assert ingress.service == "switchyard-under-test-envoy"
     ext_proc = one_span(receiver, "async envoy.service.ext_proc.v3.ExternalProcessor.Process egress",
-                        ingress.span_id, "switchyard_processor")  # (the usage tap's call is another)
+                        ingress.span_id, "switchyard_processor")
     return ingress, one_span(receiver, "switchyard.decision", ext_proc.span_id)
 
 

@@ -1,6 +1,6 @@
 """Token usage and cost of every answered request, through real Envoy, with the openai and anthropic
 SDKs: both doors (and the Responses API's), both provider kinds, streamed or not, with and without
-`include_usage` asked by the app, on the direct path (the usage tap) and the guarded path
+`include_usage` asked by the app, on the direct path (read by Envoy) and the guarded path
 (translation, a fallback chain). The request's log line and the metric deltas must equal the
 provider's own counts, priced at the answering model's price."""
 
@@ -208,6 +208,30 @@ def test_a_fallback_counts_the_answering_models_usage_and_price(sidecar: Sidecar
     assert line["model"] == "gpt" and line["attempts"].endswith("gpt:200")
     want = expected("gpt", "use-chat")
     assert {k: line[k] for k in want} == want
+
+
+@pytest.mark.parametrize("door", ["chat", "messages", "responses"])
+@pytest.mark.parametrize("stream", [False, True])
+def test_usage_cut_across_the_answers_chunks_is_read_whole(
+        sidecar: Sidecar, use_chat: Provider, use_claude: Provider, use_native: Provider, door: str,
+        stream: bool) -> None:
+    """Envoy reads the usage as the answer passes: here every few bytes are a chunk of their own."""
+    model, provider = {"chat": ("gpt", use_chat), "messages": ("sonnet", use_claude),
+                       "responses": ("native", use_native)}[door]
+    provider.control(piece_bytes=5)
+    if door == "chat":
+        request_id, _ = chat(sidecar, model, stream, include_usage=stream)
+    elif door == "messages":
+        request_id = messages(sidecar, model, stream)
+    else:
+        raw = openai_client(sidecar).responses.with_raw_response.create(
+            model=model, input=f"hi #{next(_texts)}", stream=stream, store=False)
+        list(raw.parse()) if stream else raw.parse()  # type: ignore[call-overload]
+        request_id = raw.headers["x-request-id"]
+    line = access_line(sidecar, request_id)
+    want = expected(model, provider.name)
+    assert {k: line[k] for k in want} == want
+    assert line["attempts"] is None  # the direct path
 
 
 def test_a_model_without_a_price_has_usage_but_no_cost(sidecar: Sidecar) -> None:

@@ -112,8 +112,9 @@ def test_edge_settings() -> None:
     assert router["typed_config"]["suppress_envoy_headers"] is True
     # One entry per request to the control plane, which writes the request's log line itself.
     assert [log["name"] for log in manager["access_log"]] == ["envoy.access_loggers.http_grpc"]
-    tap = next(f for f in manager["http_filters"] if f["name"] == "switchyard.usage_tap")["typed_config"]
-    assert tap["observability_mode"] is True and tap["failure_mode_allow"] is True  # never holds an answer
+    # Usage is read in Envoy (no other process on the answer's way); the guarded path reads its own.
+    assert "switchyard.usage" in [f["name"] for f in manager["http_filters"]]
+    assert [f["name"] for f in manager["http_filters"] if "ext_proc" in json.dumps(f)] == ["envoy.filters.http.ext_proc"]
     assert "tracing" not in manager  # off unless OTEL_EXPORTER_OTLP_ENDPOINT is set
 
 

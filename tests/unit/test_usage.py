@@ -43,6 +43,20 @@ def test_responses_completed_carries_the_usage() -> None:
         Usage(input=48, cached_input=12, output=30, reasoning=5)
 
 
+def test_usage_objects_alone_read_as_the_answers_do() -> None:
+    """What Envoy hands over on the direct path: the answer's `usage` objects, in order (the first
+    and the last two kept)."""
+    first = {"prompt_tokens": 1, "completion_tokens": 1}
+    last = {"prompt_tokens": 120, "completion_tokens": 50, "prompt_tokens_details": {"cached_tokens": 20}}
+    assert OpenAIUsage.from_objects([first, last]) == Usage(input=100, cached_input=20, output=50)
+    assert OpenAIUsage.from_objects([last, "not usage"]) == Usage(input=100, cached_input=20, output=50)
+    assert OpenAIUsage.from_objects([]) is None
+    start = {"input_tokens": 80, "cache_read_input_tokens": 30, "cache_creation_input_tokens": 5, "output_tokens": 1}
+    assert AnthropicUsage.from_objects([start, {"output_tokens": 40}]) == \
+        Usage(input=80, cached_input=30, cache_write=5, output=40)  # message_start, then message_delta
+    assert ResponsesUsage.from_objects([{"input_tokens": 60, "output_tokens": 30}]) == Usage(input=60, output=30)
+
+
 def test_usage_is_asked_of_openai_streams_only_when_their_app_did_not() -> None:
     assert asking_openai_usage({"stream": True, "stream_options": {"x": 1}}) == \
         {"stream": True, "stream_options": {"x": 1, "include_usage": True}}
