@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime
 
+import pytest
+
 from envoy_data_plane.envoy.config.core.v3 import Address, Metadata, RequestMethod, SocketAddress
 from envoy_data_plane.envoy.data.accesslog.v3 import (
     AccessLogCommon,
@@ -21,6 +23,7 @@ from envoy_data_plane.google.protobuf import Struct, Value
 
 from control_plane.observability.access_log import Entry, decode_entries
 from control_plane.observability.metrics import Metrics
+from control_plane.protowire import WireError
 
 
 def entry(fields: dict[str, str], status: int, seconds: float, model: str | None) -> HttpAccessLogEntry:
@@ -91,3 +94,14 @@ def test_an_entry_counts_the_model_that_answered() -> None:
     entry_ = Entry({"app": "checkout", "policy": "default", "route": "code", "model": "gpt-4o"}, 200, 0.5, "backup")
     metrics.record_request(entry_.labels(), entry_.status, entry_.seconds)
     assert metrics.requests.labels(*labels)._value.get() == 1
+
+
+def test_odd_bytes_read_as_text_and_a_cut_message_is_unreadable() -> None:
+    message = StreamAccessLogsMessage(http_logs=StreamAccessLogsMessageHttpAccessLogEntries(log_entry=[
+        HttpAccessLogEntry(request=HttpRequestProperties(path="/v1/chat/completions", request_id="r-1"))]))
+    whole = bytes(message)
+    odd = whole.replace(b"r-1", b"r\xff1")  # not UTF-8: Envoy does not promise it is
+    [decoded] = decode_entries(odd)
+    assert decoded.request_id == "r\ufffd1" and decoded.fields["path"] == "/v1/chat/completions"
+    with pytest.raises(WireError):
+        decode_entries(whole[:-2])
