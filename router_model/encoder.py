@@ -134,7 +134,7 @@ def ensure_onnx_model(target: Path | None = None) -> Path:
 
 
 class Encoder:
-    """Text -> unit-length 384-d vectors (mean pooling, as sentence-transformers does).
+    """Text -> unit-length vectors (384-d for MiniLM; mean pooling, as sentence-transformers does).
 
     Thread-safe; keeps a bounded cache of encoded texts so a policy reload re-encodes only the
     route descriptions and examples that changed. `threads`: onnxruntime's intra-op threads
@@ -161,7 +161,10 @@ class Encoder:
         self._cache: OrderedDict[str, Vectors] = OrderedDict()
         self._cache_size = cache_size
         self._lock = threading.Lock()
-        self.dim = 384
+        # The model's own width and inputs (MiniLM: 384, with token_type_ids), so another BERT-like
+        # encoder exported the same way drops in (an experiment with mpnet-base: issue 19's note).
+        self.dim = int(self._session.get_outputs()[0].shape[-1])
+        self._inputs = {i.name for i in self._session.get_inputs()}
 
     def encode(self, texts: Sequence[str], cache: bool = True) -> Vectors:
         """One row per text, in order. `cache=False` for queries: only route anchors (which
@@ -205,9 +208,10 @@ class Encoder:
         for row, encoding in enumerate(encodings):
             ids[row, : len(encoding.ids)] = encoding.ids
             mask[row, : len(encoding.ids)] = 1
-        (hidden,) = self._session.run(
-            None, {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
-        )
+        feed = {"input_ids": ids, "attention_mask": mask}
+        if "token_type_ids" in self._inputs:
+            feed["token_type_ids"] = np.zeros_like(ids)
+        (hidden,) = self._session.run(None, feed)
         weights = mask[..., None].astype(np.float32)
         pooled = (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
         norms = np.linalg.norm(pooled, axis=1, keepdims=True)
