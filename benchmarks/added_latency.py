@@ -32,6 +32,7 @@ sys.path.insert(0, str(ROOT))
 
 from control_plane.headers import FAILOVER_CLUSTER  # noqa: E402
 from control_plane.policy.loader import load_policy_set  # noqa: E402
+from harness.stack import state_flags  # noqa: E402
 from control_plane.xds.envoy_config import (  # noqa: E402
     EnvoyPorts,
     envoy_binary,
@@ -135,14 +136,15 @@ def main() -> None:
                           "--policies", str(work / "policies"), "--listen", "127.0.0.1:19020",
                           "--admin", "127.0.0.1:19090", "--processor", "127.0.0.1:19051",
                           "--envoy-admin", "127.0.0.1:19921", "--failover", "127.0.0.1:19052",
-                          "--control", "127.0.0.1:19053"],
+                          "--control", "127.0.0.1:19053", *state_flags(work / "state")],
                          cwd=ROOT, stdout=subprocess.DEVNULL),
     ]
     if args.baseline:
         procs.append(subprocess.Popen(
             [py, "-m", "control_plane.cli", "--log-level", "warning", "up", "--policies", str(work / "policies"),
              "--listen", "127.0.0.1:19030", "--admin", "127.0.0.1:19190", "--processor", "127.0.0.1:19151",
-             "--envoy-admin", "127.0.0.1:19931", "--failover", "127.0.0.1:19152", "--control", "127.0.0.1:19153"],
+             "--envoy-admin", "127.0.0.1:19931", "--failover", "127.0.0.1:19152", "--control", "127.0.0.1:19153",
+             *state_flags(work / "baseline-state", args.baseline)],
             cwd=args.baseline, env={**os.environ, "PYTHONPATH": str(args.baseline)}, stdout=subprocess.DEVNULL))
     try:
         switchyard = "http://127.0.0.1:19020/v1/chat/completions"

@@ -64,6 +64,13 @@ class Sidecar:
     envoy_admin_url: str
 
 
+def state_flags(folder: Path, checkout: Path | None = None) -> tuple[str, ...]:
+    """`--state-dir folder`, where the checkout's `switchyard up` has it (commits before the
+    ledger do not): two sidecars on one machine must not share the default state dir."""
+    cli = (checkout or ROOT) / "control_plane" / "cli.py"
+    return ("--state-dir", str(folder)) if "--state-dir" in cli.read_text() else ()
+
+
 def start_sidecar(name: str, policies: Path, logs: Path, *extra: str, env: dict[str, str] | None = None,
                   checkout: Path | None = None) -> Sidecar:
     """`switchyard up` on free ports, ready. `checkout`: another checkout of Switchyard (an earlier
@@ -71,7 +78,7 @@ def start_sidecar(name: str, policies: Path, logs: Path, *extra: str, env: dict[
     listen, admin, processor, envoy_admin, failover, control = (free_port() for _ in range(6))
     # Each sidecar keeps its ledger in a folder of its own (one sidecar per state dir), kept
     # across its restarts.
-    state = () if "--state-dir" in extra or checkout else ("--state-dir", str(logs / f"{name}-state"))
+    state = () if "--state-dir" in extra else state_flags(logs / f"{name}-state", checkout)
     argv = python_module("control_plane.cli", "up", "--policies", str(policies),
                          "--listen", f"127.0.0.1:{listen}", "--admin", f"127.0.0.1:{admin}",
                          "--processor", f"127.0.0.1:{processor}", "--envoy-admin", f"127.0.0.1:{envoy_admin}",
