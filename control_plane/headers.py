@@ -20,6 +20,8 @@ DROPPED_HEADER = "x-switchyard-dropped"
 # Request headers Switchyard reads that others define.
 REQUEST_ID_HEADER = "x-request-id"  # Envoy's request id: in every log line, passed to providers
 ANTHROPIC_VERSION_HEADER = "anthropic-version"  # the Anthropic API's version (its SDKs always send it)
+# request: never sent to a provider on either path (answers are read as text on their way)
+ACCEPT_ENCODING = "accept-encoding"
 RETRY_AFTER_HEADER = "retry-after"  # seconds to wait (a 429 of Switchyard's, or a provider's)
 SESSION_HEADER = "x-switchyard-session"  # request: names the conversation (README: "Decisions for agents")
 

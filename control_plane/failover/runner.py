@@ -51,6 +51,7 @@ from control_plane.failover.rules import (
 )
 from control_plane.apis.stream_guard import MalformedStream, SseGuard
 from control_plane.headers import (
+    ACCEPT_ENCODING,
     ATTEMPTS_HEADER,
     CLIENT_CREDENTIAL_HEADERS,
     DROPPED_HEADER,
@@ -74,7 +75,7 @@ log = structlog.get_logger("switchyard.failover")
 MAX_ERROR_BODY = 1024 * 1024  # a provider's error body is read whole to classify it
 # Not forwarded to the provider: hop-by-hop, recomputed, or the app's own credentials.
 _DROP_REQUEST = {"host", "content-length", "transfer-encoding", "connection", "keep-alive", "te",
-                 "upgrade", "accept-encoding", "expect", *CLIENT_CREDENTIAL_HEADERS}
+                 "upgrade", ACCEPT_ENCODING, "expect", *CLIENT_CREDENTIAL_HEADERS}
 _DROP_REQUEST_PREFIXES = (INTERNAL_PREFIX, "x-envoy-")
 # Not passed back to the app: recomputed by aiohttp (bodies are decompressed on the way).
 _DROP_RESPONSE = {"content-length", "transfer-encoding", "connection", "keep-alive",

@@ -33,6 +33,7 @@ from envoy_data_plane.envoy.config.route.v3 import RouteConfiguration
 from control_plane.apis.doors import DOORS
 from control_plane.apis.table import APIS, OPENAI, Api
 from control_plane.headers import (
+    ACCEPT_ENCODING,
     ANSWER_USAGE,
     ATTEMPTS_HEADER,
     CLUSTER_HEADER,
@@ -167,8 +168,10 @@ def provider_route(provider: Provider) -> dict[str, Any]:
             "retry_policy": DIRECT_RETRY_POLICY,
         },
         # The internal header never leaves Switchyard; nor do Envoy's own (suppress_envoy_headers
-        # covers those the router adds, these the connection manager adds as an edge).
-        "request_headers_to_remove": [CLUSTER_HEADER, *EDGE_ENVOY_HEADERS],
+        # covers those the router adds, these the connection manager adds as an edge). Nor does
+        # the app's accept-encoding: providers gzip their JSON answers when asked (the SDKs ask),
+        # and the usage filter reads answers as text. The guarded path drops it too.
+        "request_headers_to_remove": [CLUSTER_HEADER, ACCEPT_ENCODING, *EDGE_ENVOY_HEADERS],
         **_decision_headers(),
     }
 

@@ -279,6 +279,17 @@ async def send(request: web.Request, events: list[Event], behaviour: dict[str, A
     return response
 
 
+@web.middleware
+async def compressed_when_asked(request: web.Request, handler: Any) -> web.StreamResponse:
+    """JSON answers gzipped when the client accepts it, as OpenAI's and Anthropic's APIs answer
+    (the openai and anthropic SDKs ask for it): whoever reads an answer on its way must cope."""
+    response = await handler(request)
+    if (isinstance(response, web.Response) and response.content_type == "application/json"
+            and not request.path.startswith("/_test/")):
+        response.enable_compression()  # only when the request's Accept-Encoding allows
+    return response
+
+
 def make_app(name: str, models: list[str] | None = None, key: str | None = None) -> web.Application:
     """The fake provider `name`; with `models`, only those model names exist (else 404); with `key`,
     only that key is accepted (else 401)."""
@@ -420,7 +431,7 @@ def make_app(name: str, models: list[str] | None = None, key: str | None = None)
         control.update(await request.json())
         return web.json_response(control)
 
-    app = web.Application(client_max_size=64 * 1024 * 1024)
+    app = web.Application(client_max_size=64 * 1024 * 1024, middlewares=[compressed_when_asked])
     app.router.add_get("/_test/requests", get_requests)
     app.router.add_delete("/_test/requests", reset)
     app.router.add_post("/_test/control", set_control)

@@ -247,3 +247,27 @@ def test_the_request_line_arrives_within_a_second(sidecar: Sidecar) -> None:
     # Envoy's own stderr line arrived ~10 s late (its file flush); the control plane's, after
     # the access log's 0.25 s flush. Timing belongs in benchmarks; this catches the 10 s regression.
     assert time.monotonic() - answered < 3
+
+
+@pytest.mark.parametrize(("model", "path", "provider"), [("gpt", "/v1/chat/completions", "use-chat"),
+                                                         ("sonnet", "/v1/messages", "use-claude")],
+                         ids=["chat", "messages"])
+def test_an_app_that_accepts_gzip_still_has_its_usage_read(
+        sidecar: Sidecar, use_chat: Provider, use_claude: Provider, model: str, path: str, provider: str) -> None:
+    # Providers gzip JSON answers for a client that accepts it (the fake does as they do), and the
+    # SDKs accept it: the direct path must not let that hide the usage.
+    body = {"model": model, "max_tokens": 64, "messages": [{"role": "user", "content": f"hi #{next(_texts)}"}]}
+    upstream = {"use-chat": use_chat, "use-claude": use_claude}[provider]
+    direct = httpx.post(f"{upstream.url}{path}", json={**body, "model": "x"}, timeout=10,
+                        headers={"accept-encoding": "gzip", "authorization": "Bearer test-key",
+                                 "x-api-key": "test-key", "anthropic-version": "2023-06-01"})
+    assert direct.headers.get("content-encoding") == "gzip"  # the fake compresses, as providers do
+    answer = httpx.post(sidecar.base_url.removesuffix("/v1") + path, json=body, timeout=10,
+                        headers={"accept-encoding": "gzip", "anthropic-version": "2023-06-01"})
+    assert answer.status_code == 200 and answer.json()["usage"]  # the app still gets a whole answer
+    sent = upstream.requests()[-1]  # after the direct one
+    assert sent["body"]["messages"] == body["messages"]
+    assert "gzip" not in {k.lower(): v for k, v in sent["headers"].items()}.get("accept-encoding", "")
+    line = access_line(sidecar, answer.headers["x-request-id"])
+    want = expected(model, provider)
+    assert {k: line[k] for k in want} == want
