@@ -143,6 +143,7 @@ def cmd_check(args: argparse.Namespace) -> int:
             print(f"  provider: {provider.name} (api {provider.api}"
                   + (f", anthropic-version {provider.anthropic_version}" if provider.anthropic_version else "")
                   + (", responses native" if provider.responses_native else "")
+                  + ("" if provider.ask_stream_usage else ", never asked for a stream's usage")
                   + f"): apps on {_translated_doors(provider)} are translated")
             if provider.api == ANTHROPIC and not provider.path_prefix.endswith("/v1"):
                 print(f"  warning: provider '{provider.name}': base_url usually ends in /v1 "

@@ -304,7 +304,7 @@ class RequestProcessor:
             return self._forward(_guarded_headers(policy, model, decision.route), decision, model)
         # A stream that reports usage only when asked, whose app did not ask: asked here (the one
         # change to the body but `model`), and Envoy hides it from the app (envoy/bootstrap.yaml).
-        asking = door.api.ask_usage(request.body) if door.decides == ROUTE else None
+        asking = model.provider.asking_usage(door.api, request.body) if door.decides == ROUTE else None
         if asking is not None:
             return self._forward(_direct_headers(model, self.headers), decision, model,
                                  with_model(asking, model.upstream_model), {HIDE_USAGE: "1"})

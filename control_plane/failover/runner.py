@@ -384,16 +384,19 @@ class Failover:
         native = body is None and provider.serves(exchange.door.api)
         api = exchange.door.api if native else provider.wire_api
         try:
-            # An answer that reports usage only when asked (an OpenAI chat stream) is asked for it;
-            # the app that did not ask then does not see it (README: "Usage and cost").
-            asking = api.ask_usage(exchange.sent if native else (exchange.openai() if body is None else body))
+            # An answer that reports usage only when asked (an OpenAI chat stream) is asked for it,
+            # where the provider takes the question; the app that did not ask then does not see
+            # it (README: "Usage and cost").
+            outgoing = exchange.sent if native else (exchange.openai() if body is None else body)
+            asking = provider.asking_usage(api, outgoing)
             if native and asking is not None:
                 payload = with_model(asking, model.upstream_model)  # the one change but `model`
             elif native:
                 payload = replace_model(exchange.raw, model.upstream_model)
             else:
-                body = asking or (exchange.openai() if body is None else body)
-                payload = with_model(api.request_from_openai(body, exchange.dropped), model.upstream_model)
+                body = asking or outgoing  # the OpenAI form, which the answer is translated back from
+                translated = provider.unasked(api.request_from_openai(body, exchange.dropped))
+                payload = with_model(translated, model.upstream_model)
         except RequestError as error:  # the request cannot be carried to this provider's API
             return None, Outcome(str(error.status), error.status, {},
                                  openai_error_body(error.status, error.message, error.code, error.param))

@@ -258,6 +258,7 @@ def _compile(spec: PolicySpec, name: str, file: str, digest: str) -> Policy:
             api=p.api,
             anthropic_version=p.anthropic_version or (DEFAULT_VERSION if p.api == ANTHROPIC else None),
             responses_native=p.responses == "native",
+            ask_stream_usage=p.ask_stream_usage,
         )
         for key, p in spec.providers.items()
     }

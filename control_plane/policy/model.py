@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from control_plane.apis.conversation import DEFAULT_ENVELOPES
-from control_plane.apis.table import APIS, OPENAI, RESPONSES, Api
+from control_plane.apis.table import APIS, OPENAI, RESPONSES, Api, Body
 from control_plane.apis.usage import Usage
 from control_plane.policy.failover_settings import DEFAULT_RULES, FailoverRules
 from control_plane.policy.apps import APPS_FILE_STEM, Apps
@@ -36,6 +36,7 @@ class Provider:
     api: str = OPENAI
     anthropic_version: str | None = None
     responses_native: bool = False  # also serves the Responses API (`responses: native`)
+    ask_stream_usage: bool = True  # may be sent `stream_options` its app did not send
     scheme: str = field(init=False)
     host: str = field(init=False)
     port: int = field(init=False)
@@ -64,6 +65,19 @@ class Provider:
     def serves(self, api: Api) -> bool:
         """Whether an app's request in `api` reaches this provider as it came (no translation)."""
         return api.name == self.api or (api.name == RESPONSES and self.responses_native)
+
+    def asking_usage(self, api: Api, request: Body) -> Body | None:
+        """`request` (in `api`, as this provider gets it) asking for its answer's usage, where that
+        API reports it only when asked (an OpenAI chat stream) and this provider takes the
+        question; else None."""
+        return api.ask_usage(request) if self.ask_stream_usage else None
+
+    def unasked(self, request: Body) -> Body:
+        """A translated request (Switchyard wrote all of it) as this provider takes it: without
+        the `stream_options` a translation adds, where the provider refuses them."""
+        if self.ask_stream_usage or "stream_options" not in request:
+            return request
+        return {k: v for k, v in request.items() if k != "stream_options"}
 
     def key_headers(self, forwarded: Mapping[str, str]) -> list[tuple[str, str]]:
         """The headers that carry Switchyard's key for this provider, in its API's way (the key

@@ -97,6 +97,9 @@ class ProviderSpec(_Strict):
     # `native`: the provider also serves OpenAI's Responses API (`api: openai` only); apps on
     # /v1/responses then reach it untranslated.
     responses: Literal["native", "translate"] = "translate"
+    # false: never send `stream_options` the app did not (`api: openai` only). Switchyard asks an
+    # OpenAI chat stream for its usage; some OpenAI-compatible servers refuse the field (400/422).
+    ask_stream_usage: bool = True
     # Sent as `anthropic-version` to an `api: anthropic` provider (an app's own header wins when
     # its request reaches the provider untranslated).
     anthropic_version: Annotated[str, StringConstraints(pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")] | None = None
@@ -112,6 +115,8 @@ class ProviderSpec(_Strict):
             raise ValueError("anthropic_version applies only to a provider with `api: anthropic`")
         if self.responses == "native" and self.api != OPENAI:
             raise ValueError("`responses: native` applies only to a provider with `api: openai`")
+        if not self.ask_stream_usage and self.api != OPENAI:
+            raise ValueError("`ask_stream_usage` applies only to a provider with `api: openai`")
         return self
 
 

@@ -14,7 +14,7 @@ completions with the route set through POST /_test/control {"route": ..., "delay
 Like the real services (fake_checks.py): with --key, a missing or wrong key is refused with 401
 (OpenAI reads `Authorization: Bearer`, Anthropic `x-api-key`); with --models, another model name
 gets 404 (`model_not_found` / `not_found_error`); always, roles and tool-call pairing are checked
-(400), each error in its API's shape.
+(400), each error in its API's shape; JSON answers are gzipped for a client that accepts it.
 
 As a misbehaving provider it can be scripted per request: POST /_test/control {"script": [...]}
 queues behaviours, one per chat, messages or responses request that passed the checks (then the
@@ -33,6 +33,8 @@ standing settings apply again). A behaviour is a dict of settings that apply to 
   piece_bytes: N       write answers (whole or streamed) N bytes at a time, 2 ms apart
   use_tools: true      when the request offers tools, call the first one with {"city": "Paris"}, as
                        call_<n> / toolu_<n>, n = 1 + the assistant messages in the request
+  rejects: ["field"]   (chat) refuse a request carrying one of these body fields with 400, as strict
+                       OpenAI-compatible servers refuse `stream_options`
 
 What it answers, alike in all APIs (a "chunk" is an OpenAI content chunk, an Anthropic
 content_block_delta or a Responses text/arguments delta), see fake_answers.py:
@@ -297,7 +299,7 @@ def make_app(name: str, models: list[str] | None = None, key: str | None = None)
     stored: dict[str, list[Any]] = {}  # Responses API: a remembered response's whole conversation
     defaults: dict[str, Any] = {"tokens": None, "route": None, "delay_ms": 0, "status": 200, "raw": None,
                                 "chunks": 5, "chunk_delay_ms": 0, "die_after_chunks": None,
-                                "headers": {}, "script": [], "reset": False, "hang": False,
+                                "headers": {}, "script": [], "reset": False, "hang": False, "rejects": [],
                                 "error": None, "first_event_ms": 0, "stall_after_chunks": None,
                                 "malformed_after_chunks": None, "no_done": False, "answer": None,
                                 "use_tools": False, "line_end": "\n", "piece_bytes": None}
@@ -350,6 +352,9 @@ def make_app(name: str, models: list[str] | None = None, key: str | None = None)
             return web.Response()
         if behaviour["status"] != 200:
             return scripted_openai_error(behaviour)
+        if refused_fields := [f for f in behaviour["rejects"] if f in body]:  # a strict compatible server
+            return openai_refusal(Problem(400, f"Unrecognized request argument supplied: {refused_fields[0]}",
+                                          param=refused_fields[0]))
         if body.get("stream"):
             return await send(request, openai_events(name, body, behaviour), behaviour, OPENAI_MALFORMED)
         if behaviour["raw"] is not None or behaviour["route"] is not None:

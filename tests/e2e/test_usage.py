@@ -52,11 +52,13 @@ providers:
   chat: {{base_url: "{use_chat.url}/v1"}}
   claude: {{base_url: "{use_claude.url}/v1", api: anthropic}}
   native: {{base_url: "{use_native.url}/v1", responses: native}}
+  strict: {{base_url: "{use_chat.url}/v1", ask_stream_usage: false}}
 models:
   gpt: {{provider: chat, upstream_model: gpt-up, {price("gpt")}}}
   sonnet: {{provider: claude, upstream_model: sonnet-up, {price("sonnet")}}}
   native: {{provider: native, upstream_model: native-up, {price("native")}}}
   unpriced: {{provider: chat, upstream_model: cheap-up}}
+  strict: {{provider: strict, upstream_model: gpt-up}}
   chained: {{provider: claude, upstream_model: sonnet-up, fallbacks: [gpt], {price("sonnet")}}}
 routes:
   - {{name: code, description: writing new code, model: gpt}}
@@ -271,3 +273,16 @@ def test_an_app_that_accepts_gzip_still_has_its_usage_read(
     line = access_line(sidecar, answer.headers["x-request-id"])
     want = expected(model, provider)
     assert {k: line[k] for k in want} == want
+
+
+def test_a_provider_that_refuses_stream_options_is_never_sent_any(sidecar: Sidecar, use_chat: Provider) -> None:
+    use_chat.control(rejects=["stream_options"])  # as some OpenAI-compatible servers do
+    with pytest.raises(openai.BadRequestError, match="stream_options"):
+        chat(sidecar, "gpt", stream=True)  # asked for usage by Switchyard: refused
+    # With `ask_stream_usage: false`, neither the direct path nor a translation sends it.
+    request_id, chunks = chat(sidecar, "strict", stream=True)
+    assert chunks and access_line(sidecar, request_id)["status"] == 200
+    request_id = messages(sidecar, "strict", stream=True)  # the Messages door, translated
+    assert access_line(sidecar, request_id)["status"] == 200
+    sent = [r for r in use_chat.requests() if r["body"].get("stream")]
+    assert [("stream_options" in r["body"]) for r in sent] == [True, False, False]

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from control_plane.apis.table import APIS, OPENAI
 from control_plane.policy.loader import PolicyError, load_policy_set, parse_policy
 
 GOOD = """\
@@ -113,6 +114,9 @@ BROKEN = [
     ("responses native on an Anthropic provider",
      edit("    api_key_env: OPENAI_API_KEY\n", "    api_key_env: OPENAI_API_KEY\n    api: anthropic\n    responses: native\n"),
      8, "`responses: native` applies only to a provider with `api: openai`"),
+    ("ask_stream_usage on an Anthropic provider",
+     edit("    api_key_env: OPENAI_API_KEY\n", "    api_key_env: OPENAI_API_KEY\n    api: anthropic\n    ask_stream_usage: false\n"),
+     8, "`ask_stream_usage` applies only to a provider with `api: openai`"),
     ("alias to an unknown model", GOOD + "aliases:\n  claude-haiku-*: haiku\n", 21,
      "aliases.claude-haiku-*: unknown model 'haiku' (known: auto, gpt-4o, small)"),
     ("alias hiding a model name", GOOD + "aliases:\n  small: gpt-4o\n", 21,
@@ -208,3 +212,15 @@ def test_aliases_resolve_exact_names_first_then_patterns_in_order() -> None:
     assert policy.resolve("claude-opus-5-5") == "auto"
     assert policy.resolve("small") == "small" and policy.resolve("gpt-9") == "gpt-9"  # unknown: the 404 names it
     assert policy.envelopes == ("system-reminder", "environment_context", "user_instructions")
+
+
+def test_a_provider_may_refuse_stream_options() -> None:
+    policy = parse_policy(edit("    base_url: http://127.0.0.1:8001/v1\n",
+                               "    base_url: http://127.0.0.1:8001/v1\n    ask_stream_usage: false\n"),
+                          "policies/good.yaml", "good")
+    strict, asks = policy.providers["local"], policy.providers["openai"]
+    chat, stream = APIS[OPENAI], {"model": "m", "stream": True, "messages": []}
+    assert asks.asking_usage(chat, stream) == {**stream, "stream_options": {"include_usage": True}}
+    assert strict.asking_usage(chat, stream) is None
+    translated = {**stream, "stream_options": {"include_usage": True}}
+    assert strict.unasked(translated) == stream and asks.unasked(translated) == translated
