@@ -47,6 +47,10 @@ def _finite(text: str) -> float:
     return value
 
 
+# One decoder for every body: json.loads with hooks builds a new one (and its scanner) per call.
+_STRICT = json.JSONDecoder(object_pairs_hook=_unique, parse_constant=_no_constant, parse_float=_finite)
+
+
 def json_object(raw: bytes) -> dict[str, Any]:
     """A request body that must be one JSON object, read the one way every strict parser reads
     it, with a clear 400 otherwise: valid UTF-8 and Unicode (no lone surrogate escapes), no key
@@ -60,7 +64,7 @@ def json_object(raw: bytes) -> dict[str, Any]:
         raise RequestError(400, f"request body holds a lone UTF-16 surrogate escape (\\{escape}) at character "
                            f"{lone.end() - 6}: not a Unicode character", "invalid_body")
     try:
-        body = json.loads(text, object_pairs_hook=_unique, parse_constant=_no_constant, parse_float=_finite)
+        body = _STRICT.decode(text)
     except (ValueError, RecursionError) as exc:
         raise RequestError(400, f"request body is not valid JSON: {exc}", "invalid_json") from None
     if not isinstance(body, dict):
