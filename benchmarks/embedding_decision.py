@@ -53,10 +53,7 @@ class Cell:
     samples: list[Sample]
 
     def window(self) -> Window:
-        merged = Window()
-        for sample in self.samples:
-            merged.add(sample.window)
-        return merged
+        return Window.merged(s.window for s in self.samples)
 
     def row(self) -> str:
         window, seconds = self.window(), sum(s.seconds for s in self.samples)

@@ -13,7 +13,6 @@ trial of onnxruntime's transformer optimizer (same embeddings, slower here).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -23,13 +22,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.workloads import DEFAULT_TEXTS, latest_user_texts  # noqa: E402
 from router_model.encoder import Encoder  # noqa: E402
-
-DEFAULT_TEXTS = [ROOT / "eval" / "quickstart.jsonl", ROOT / "eval" / "quickstart-holdout.jsonl"]
-
-
-def latest_user_texts(paths: list[Path]) -> list[str]:
-    return [json.loads(line)["messages"][-1]["content"] for path in paths for line in path.open() if line.strip()]
 
 
 def timed(encoder: Encoder, texts: list[str], batch: int) -> float:
@@ -44,7 +38,7 @@ def timed(encoder: Encoder, texts: list[str], batch: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--candidate", type=Path, required=True, help="folder: model.onnx + tokenizer.json")
-    parser.add_argument("--texts", type=Path, nargs="+", default=DEFAULT_TEXTS, help="JSONL chat requests")
+    parser.add_argument("--texts", type=Path, nargs="+", default=list(DEFAULT_TEXTS), help="JSONL chat requests")
     parser.add_argument("--count", type=int, default=300, help="texts timed per arm and round")
     parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()

@@ -17,7 +17,7 @@ import multiprocessing
 import statistics
 import time
 from collections import Counter
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
 from multiprocessing.queues import Queue
 from typing import Any, TypeVar
@@ -64,6 +64,14 @@ class Window:
         self.router_ms += other.router_ms
         self.decisions.update(other.decisions)
         self.first_error = self.first_error or other.first_error
+
+    @classmethod
+    def merged(cls, windows: Iterable[Window]) -> Window:
+        """One window holding all of these (clients of one window, or an arm's rounds)."""
+        total = cls()
+        for window in windows:
+            total.add(window)
+        return total
 
 
 @dataclass
@@ -167,9 +175,7 @@ def measure(url: str, workload: Workload, arm: Process | None, upstream: Process
     windows = [queue.get(timeout=120) for _ in clients]  # before join: a full pipe blocks the child
     for client in clients:
         client.join()
-    merged = Window()
-    for window in windows:
-        merged.add(window)
+    merged = Window.merged(windows)
     pids = [c.pid for c in clients if c.pid is not None]
     parts = {name: cpu / args.seconds for name, cpu in cpu_by_process(before, after, [arm.pid] if arm else []).items()}
     arm_cores = sum(parts.values())

@@ -112,10 +112,7 @@ class Arm:
     samples: list[Sample] = field(default_factory=list)
 
     def merged(self) -> Window:
-        total = Window()
-        for sample in self.samples:
-            total.add(sample.window)
-        return total
+        return Window.merged(s.window for s in self.samples)
 
     def rate(self) -> float:
         return self.merged().ok / sum(s.seconds for s in self.samples)
