@@ -13,12 +13,11 @@ tens of ms per batch under load, and a pure-Python wire reader ~54 µs.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
-
-import json
 
 import grpclib.const
 import structlog
@@ -54,6 +53,11 @@ class Entry:
     def request_id(self) -> str:
         return str(self.fields.get("request_id") or "")
 
+    @property
+    def model(self) -> str | None:
+        """The model that answered (the guarded path names it), else the one the processor chose."""
+        return self.answered_model or self.decision.get("model")
+
     def answer_usage(self) -> Usage | None:
         """The usage Envoy read in the answer on the direct path (its `usage` objects, in the
         answer's API), or None."""
@@ -71,7 +75,7 @@ class Entry:
         """The request metrics' labels: app, policy, route, and the model that answered."""
         decision = self.decision
         return (decision.get("app", ""), decision.get("policy", ""), decision.get("route", ""),
-                self.answered_model or decision.get("model", ""))
+                self.model or "")
 
     def log_fields(self) -> dict[str, Any]:
         """The access-log line's fields (README: "Logs and metrics"), usage and cost aside."""
@@ -79,7 +83,7 @@ class Entry:
         return {
             "request_id": self.request_id or None, "app": decision.get("app"), "policy": decision.get("policy"),
             "policy_version": decision.get("policy_version"), "route": decision.get("route"),
-            "model": self.answered_model or decision.get("model"),
+            "model": self.model,
             "requested_model": decision.get("requested_model"), "decision": decision.get("decision"),
             "reason": decision.get("reason"), "router_ms": decision.get("router_ms"), **self.fields,
             "status": self.status,

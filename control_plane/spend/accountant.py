@@ -24,7 +24,7 @@ from control_plane.observability.access_log import Entry
 from control_plane.ledger import Ledger, Spend
 from control_plane.observability import tracing
 from control_plane.observability.metrics import Metrics
-from control_plane.policy.model import Model, Policy
+from control_plane.policy.model import Policy
 from control_plane.policy.snapshot import SnapshotStore
 
 log = structlog.get_logger("switchyard.spend")
@@ -82,7 +82,8 @@ class Accountant:
         self._reading.pop(entry.request_id, None)
         if usage is None:
             usage = entry.answer_usage()
-        model = self._model(entry)
+        policy = self.snapshots.current.policy_set.policies.get(entry.decision.get("policy", ""))
+        model = policy.models.get(entry.model or "") if policy else None
         cost = model.price.cost_usd(usage) if usage is not None and model and model.price else None
         fields = entry.log_fields()
         if usage is not None:
@@ -90,7 +91,7 @@ class Accountant:
         self._write(entry, fields)
         self.metrics.record_request(entry.labels(), entry.status, entry.seconds)
         if usage is not None:
-            self._count(entry, model, usage, cost)
+            self._count(entry, policy, usage, cost)
             _trace(entry, usage, cost)
             if self.ledger is not None:
                 self._spawn(self.ledger.record(spend_of(entry, usage, cost)))
@@ -105,19 +106,13 @@ class Accountant:
         if self._settling:
             await asyncio.gather(*self._settling, return_exceptions=True)
 
-    def _model(self, entry: Entry) -> Model | None:
-        policy = self.snapshots.current.policy_set.policies.get(entry.decision.get("policy", ""))
-        name = entry.answered_model or entry.decision.get("model", "")
-        return policy.models.get(name) if policy is not None else None
-
-    def _count(self, entry: Entry, model: Model | None, usage: Usage, cost: float | None) -> None:
+    def _count(self, entry: Entry, policy: Policy | None, usage: Usage, cost: float | None) -> None:
         labels = entry.labels()
         for kind, tokens in token_counts(usage).items():
             if tokens:
                 self.metrics.tokens.labels(*labels, kind).inc(tokens)
         if cost is not None:
             self.metrics.cost_usd.labels(*labels).inc(cost)
-        policy = self.snapshots.current.policy_set.policies.get(entry.decision.get("policy", ""))
         dearest = most_expensive(policy, usage) if policy is not None else None
         if dearest is not None:  # what this answer would have cost on the policy's dearest model
             self.metrics.cost_without_routing_usd.labels(*labels[:2]).inc(dearest)
@@ -137,7 +132,7 @@ def _trace(entry: Entry, usage: Usage, cost: float | None) -> None:
     span = tracing.TRACER.start_span("switchyard.usage", tracing.extract({"traceparent": entry.traceparent}))
     span.set_attributes({"gen_ai.usage.input_tokens": counts["input"] + counts["cached_input"],
                          "gen_ai.usage.output_tokens": counts["output"],
-                         "gen_ai.response.model": entry.answered_model or entry.decision.get("model", ""),
+                         "gen_ai.response.model": entry.model or "",
                          **({"switchyard.cost_usd": cost} if cost is not None else {})})
     span.end()
 
