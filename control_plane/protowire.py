@@ -1,5 +1,6 @@
-"""Reading protobuf's wire format by field number: for the few Envoy messages on Switchyard's hot
-paths (ext_proc, access logs), where envoy-data-plane's pydantic classes cost too much."""
+"""Reading protobuf's wire format by field number: for the ext_proc messages on Switchyard's hot
+path, where envoy-data-plane's pydantic classes cost too much. (The access log, whose entries
+carry many more fields, is read by protobuf's C parser instead: observability/als_schema.py.)"""
 
 from __future__ import annotations
 

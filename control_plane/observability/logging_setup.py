@@ -2,7 +2,7 @@
 
 Workers share the sidecar's stderr, so each line must reach it in one write: structlog's
 PrintLogger writes the message and its newline separately when stderr is unbuffered
-(PYTHONUNBUFFERED, as CI runners set), and two workers' lines then run together.
+(PYTHONUNBUFFERED, as some CI runners set), and two workers' lines then run together.
 """
 
 from __future__ import annotations
