@@ -28,6 +28,8 @@ DecisionLabels = tuple[str, str, str, str, str, str]
 
 disable_created_metrics()  # type: ignore[no-untyped-call]  # no `_created` series: they double the series count for nothing
 # 1 ms to 10 s: router decisions (a few ms) and whole LLM calls (seconds) both resolve.
+# Every per-request series is labelled so (observability/access_log.py: Entry.labels()).
+REQUEST_LABELS = ("app", "policy", "route", "model")
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"  # prometheus-client's own variable
 
@@ -52,7 +54,7 @@ class Metrics:
             "switchyard_decisions",
             "Routing decisions, by app, policy, route, model, decision kind and reason (fallback and "
             "degraded decisions carry the reason; others an empty one).",
-            ["app", "policy", "route", "model", "decision", "reason"], registry=registry)
+            [*REQUEST_LABELS, "decision", "reason"], registry=registry)
         self.rejections = Counter(
             "switchyard_rejections",
             "Requests Switchyard answered with an error itself, by app and reason (the error code).",
@@ -64,11 +66,11 @@ class Metrics:
             "switchyard_requests",
             "Requests answered, by app, policy, route, the model that answered, and HTTP status "
             "(from Envoy's access log).",
-            ["app", "policy", "route", "model", "status"], registry=registry)
+            [*REQUEST_LABELS, "status"], registry=registry)
         self.request_seconds = Histogram(
             "switchyard_request_duration_seconds",
             "Total time of a request as Envoy saw it, from the first byte in to the last byte out.",
-            ["app", "policy", "route", "model"], buckets=LATENCY_BUCKETS, registry=registry)
+            list(REQUEST_LABELS), buckets=LATENCY_BUCKETS, registry=registry)
         self.decision_cache_entries = Gauge(
             "switchyard_decision_cache_entries",
             "Router decisions kept for reuse (per user turn or conversation), per policy.",
@@ -101,11 +103,11 @@ class Metrics:
             "switchyard_tokens",
             "Tokens of answered requests, by app, policy, route, the model that answered, and kind "
             "(input, cached_input, output, reasoning; output includes reasoning, input excludes cached).",
-            ["app", "policy", "route", "model", "kind"], registry=registry)
+            [*REQUEST_LABELS, "kind"], registry=registry)
         self.cost_usd = Counter(
             "switchyard_cost_usd",
             "What answered requests cost (USD), from their usage and the answering model's price.",
-            ["app", "policy", "route", "model"], registry=registry)
+            list(REQUEST_LABELS), registry=registry)
         self.cost_without_routing_usd = Counter(
             "switchyard_cost_without_routing_usd",
             "What the same answers would have cost on each policy's most expensive priced model (USD).",
