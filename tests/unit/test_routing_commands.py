@@ -145,10 +145,11 @@ async def test_readme_quickstart_prompts_route_as_the_readme_says(prompt: str, r
     assert (decision.route, chosen.name) == (route, model)
 
 
-@pytest.mark.parametrize("dataset,least", [("quickstart.jsonl", 0.9), ("quickstart-holdout.jsonl", 0.85)])
+@pytest.mark.parametrize("dataset,least", [("quickstart.jsonl", 0.9), ("quickstart-holdout.jsonl", 0.85),
+                                           ("quickstart-holdout-2.jsonl", 0.85)])
 async def test_quickstart_policy_keeps_routing_the_quickstart_sets(dataset: str, least: float) -> None:
-    """A guard for edits of policies/default.yaml: 94.1 % and 87.5 % when it was written (README,
-    "Routing quality"); the held-out part was not looked at while writing the policy."""
+    """A guard for edits of policies/default.yaml: 94.1 %, 87.5 % and 89.8 % when it was written
+    (README, "Routing quality"); the held-out parts were not looked at while writing the policy."""
     from control_plane.routing.evaluation import evaluate, load_dataset
     from router_model.kinds import RouterFactory
 
