@@ -94,6 +94,7 @@ class Variant:
     neighbours: int = 2  # a route's score: the mean of its best anchors
     examples_share: float | None = 0.7  # None: description and examples anchors pooled
     other_weight: float = 0.5  # how much likeness to off-topic requests raises the line
+    head: float = 0.0  # weight of a linear head's log-probability in the choice among routes (0: none)
 
 
 KEPT = Variant("kept: all of the below")
@@ -112,7 +113,32 @@ VARIANTS = [
     replace(KEPT, name="dropped: best anchor only", neighbours=1),
     replace(KEPT, name="dropped: anchors pooled (no mix)", examples_share=None),
     Variant("dropped: + the head without its relative clause", anchors_of, clause_pieces, 2, 0.7, 0.5),
+    replace(KEPT, name="dropped: + a linear head choosing the route x 0.02", head=0.02),
+    replace(KEPT, name="dropped: + a linear head choosing the route x 0.05", head=0.05),
 ]
+
+
+def linear_head(anchors: np.ndarray, labels: np.ndarray, routes: int, l2: float = 1e-4, scale: float = 10.0,
+                steps: int = 300, rate: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
+    """Softmax regression on the anchors (class-balanced, plain gradient descent): learns which
+    directions tell routes apart, where nearest anchors also follow the topic. Weights, bias."""
+    x = anchors * scale
+    target = np.eye(routes)[labels]
+    counts = np.bincount(labels, minlength=routes)
+    weight = (len(labels) / (routes * np.maximum(counts, 1)))[labels][:, None] / len(labels)
+    w, b = np.zeros((x.shape[1], routes)), np.zeros(routes)
+    for _ in range(steps):
+        z = x @ w + b
+        p = np.exp(z - z.max(axis=1, keepdims=True))
+        gradient = (p / p.sum(axis=1, keepdims=True) - target) * weight
+        w -= rate * (x.T @ gradient + l2 * w)
+        b -= rate * gradient.sum(axis=0)
+    return w * scale, b
+
+
+def log_softmax(z: np.ndarray) -> np.ndarray:
+    z = z - z.max(axis=1, keepdims=True)
+    return z - np.log(np.exp(z).sum(axis=1, keepdims=True))
 
 
 class Vectors:
@@ -143,9 +169,12 @@ class Scoring:
             self.spans.append((len(texts), len(texts) + len(described), len(texts) + len(described) + len(examples)))
             texts += described + examples
         self.anchors = vectors(texts)
+        if variant.head:
+            labels = np.concatenate([np.full(end - start, i) for i, (start, _, end) in enumerate(self.spans)])
+            self.head = linear_head(self.anchors, labels, len(self.spans))
         self.other = vectors(list(other_examples))
         self.background = vectors(list(background_requests()))
-        scores, likeness, _ = self.score(list(background_requests()), leave_out_background=True)
+        scores, likeness, _, _ = self.score(list(background_requests()), leave_out_background=True)
         self.background_evidence = evidence(scores.max(axis=1), likeness, variant.other_weight)
 
     def _route(self, sims: np.ndarray, start: int, split: int, end: int) -> np.ndarray:
@@ -155,8 +184,10 @@ class Scoring:
         share = self.variant.examples_share
         return (1 - share) * nearest_mean(sims[:, start:split], k) + share * nearest_mean(sims[:, split:end], k)
 
-    def score(self, texts: Sequence[str], leave_out_background: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Per text: route scores, off-topic likeness, `other` examples' score (-inf: none)."""
+    def score(self, texts: Sequence[str],
+              leave_out_background: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Per text: route scores, off-topic likeness, `other` examples' score (-inf: none), and
+        what chooses among the routes (the route scores, plus the linear head's if any)."""
         pieces = [self.variant.pieces(t) for t in texts]
         starts = np.cumsum([0] + [len(p) for p in pieces[:-1]])
         flat = self.vectors([p for each in pieces for p in each])
@@ -169,7 +200,11 @@ class Scoring:
         examples = np.full(len(texts), -np.inf)
         if len(self.other):
             examples = nearest_mean(np.maximum.reduceat(flat @ self.other.T, starts, axis=0), self.variant.neighbours)
-        return routes, nearest_mean(to_background, 3), examples
+        choice = routes
+        if self.variant.head:
+            weights, bias = self.head
+            choice = routes + self.variant.head * np.maximum.reduceat(log_softmax(flat @ weights + bias), starts, axis=0)
+        return routes, nearest_mean(to_background, 3), examples, choice
 
 
 def evidence(best: np.ndarray, likeness: np.ndarray, weight: float, examples: np.ndarray | None = None) -> np.ndarray:
@@ -194,9 +229,9 @@ class Judged:
 
 
 def judge(scoring: Scoring, texts: Sequence[str], expected: Sequence[str]) -> Judged:
-    routes, likeness, examples = scoring.score(texts)
+    routes, likeness, examples, choice = scoring.score(texts)
     best = routes.max(axis=1)
-    return Judged(np.array(scoring.names)[routes.argmax(axis=1)],
+    return Judged(np.array(scoring.names)[choice.argmax(axis=1)],
                   evidence(best, likeness, scoring.variant.other_weight, examples), np.array(expected))
 
 
