@@ -18,10 +18,20 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 
 
+_GIVEN: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A port nothing listens on, and one this process has not handed out before: the kernel may
+    give the same free port to two binds in a row, and a sidecar's six ports are picked before
+    any is bound (the suite once saw its listener and its admin on one port)."""
+    while True:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+        if port not in _GIVEN:
+            _GIVEN.add(port)
+            return port
 
 
 class Process:
