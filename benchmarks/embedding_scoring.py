@@ -1,6 +1,7 @@
 """The embedding tier's scoring, variant by variant: the figures behind router_model/embedding.py.
 
     python benchmarks/embedding_scoring.py [--data ../shared/data/clinc150] [--only NAME] [--train]
+                                           [--encoder minilm|minilm-int8]
 
 Policies: CLINC150's 10 routes with descriptions only, and with the 30 train examples per route of
 eval/clinc150/examples-30.yaml; Switchyard's quickstart policy (policies/default.yaml) on
@@ -49,6 +50,7 @@ from router_model.calibration import (  # noqa: E402
 )
 from router_model.embedding import EmbeddingRouter, Gate  # noqa: E402
 from router_model.encoder import Encoder  # noqa: E402
+from router_model.encoders import DEFAULT_ENCODER, ENCODERS  # noqa: E402
 from router_model.phrasing import (  # noqa: E402
     anchors_of,
     instruction_head,
@@ -319,6 +321,8 @@ def main() -> None:
     parser.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "clinc150"))
     parser.add_argument("--only", help="only variants whose name contains this")
     parser.add_argument("--train", action="store_true", help="also the kept scoring on the train split")
+    parser.add_argument("--encoder", default=DEFAULT_ENCODER, choices=list(ENCODERS),
+                        help="the sentence encoder (router.embedding.encoder)")
     args = parser.parse_args()
     data = Path(args.data)
     dev_texts, dev_labels = read(data / "dev.jsonl")
@@ -330,7 +334,7 @@ def main() -> None:
     quick = read(ROOT / "eval" / "quickstart.jsonl")
     short_routes, _ = policy_routes(ROOT / "eval" / "short" / "policy.yaml")
     short = read(ROOT / "eval" / "short" / "requests.jsonl")
-    encoder = Encoder()
+    encoder = Encoder(ENCODERS[args.encoder]())
     vectors = Vectors(encoder)
     print("variant | CLINC policy: sep 80/85/90 | default in-scope, other dev/train | tuned CV in-scope/other"
           " || quickstart, short: accuracy at default")

@@ -184,8 +184,8 @@ def _embedding_line(policy: Policy) -> str:
             if count else ""
     others = f", {count} other examples" if count else ""
     if router.threshold is not None:
-        return f"embedding: fixed threshold {router.threshold:g}{others}"
-    return f"embedding: calibrated (strictness {router.strictness:g}){others}"
+        return f"embedding: {router.encoder}, fixed threshold {router.threshold:g}{others}"
+    return f"embedding: {router.encoder}, calibrated (strictness {router.strictness:g}){others}"
 
 
 def cmd_app_key(args: argparse.Namespace) -> int:

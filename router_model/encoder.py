@@ -16,7 +16,6 @@ neither the calls nor the padding cost much (`length_groups`).
 from __future__ import annotations
 
 import importlib.util
-import os
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -26,10 +25,12 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
+from router_model.model_cache import build_dir, cache_root, publish
+
 Vectors = npt.NDArray[np.float32]
 
 MAX_TOKENS = 256  # the model's max_seq_length (sentence_bert_config.json)
-_ONNX_FILE = "model.onnx"
+ONNX_FILE = "model.onnx"
 # What one call costs beyond its tokens, in tokens (~1.9 ms / ~0.1 ms, above). Between 8 and 80
 # the time to encode 32 requests' texts changed by under 7 %.
 CALL_COST_TOKENS = 20
@@ -88,14 +89,13 @@ def model_dir() -> Path:
 
 
 def default_cache_dir() -> Path:
-    base = os.environ.get("SWITCHYARD_CACHE") or os.path.expanduser("~/.cache/switchyard")
-    return Path(base) / "all-minilm-l6-v2-onnx"
+    return cache_root() / "all-minilm-l6-v2-onnx"
 
 
 def ensure_onnx_model(target: Path | None = None) -> Path:
     """Return a folder with model.onnx + tokenizer.json, exporting it on first use."""
     target = target or default_cache_dir()
-    if (target / _ONNX_FILE).exists():
+    if (target / ONNX_FILE).exists():
         return target
     import shutil
 
@@ -114,12 +114,11 @@ def ensure_onnx_model(target: Path | None = None) -> Path:
         def forward(self, ids: Any, mask: Any, types: Any) -> Any:
             return self.bert(input_ids=ids, attention_mask=mask, token_type_ids=types).last_hidden_state
 
-    partial = target.with_name(target.name + ".partial")
-    partial.mkdir(parents=True, exist_ok=True)
+    partial = build_dir(target)
     example = torch.ones((1, 8), dtype=torch.int64)
     dynamic = {0: "batch", 1: "tokens"}
     torch.onnx.export(
-        LastHidden(), (example, example, torch.zeros_like(example)), str(partial / _ONNX_FILE),
+        LastHidden(), (example, example, torch.zeros_like(example)), str(partial / ONNX_FILE),
         input_names=["input_ids", "attention_mask", "token_type_ids"],
         output_names=["last_hidden_state"],
         dynamic_axes={"input_ids": dynamic, "attention_mask": dynamic, "token_type_ids": dynamic,
@@ -127,10 +126,7 @@ def ensure_onnx_model(target: Path | None = None) -> Path:
         opset_version=17, dynamo=False,
     )
     shutil.copy(source / "tokenizer.json", partial / "tokenizer.json")
-    if target.exists():
-        shutil.rmtree(target)
-    partial.rename(target)  # atomic: a half-written folder is never mistaken for a model
-    return target
+    return publish(partial, target, ONNX_FILE)
 
 
 class Encoder:
@@ -156,7 +152,7 @@ class Encoder:
         # 1-text call took 9.6 ms of CPU with spinning, 3.6 without).
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self._session = ort.InferenceSession(
-            str(folder / _ONNX_FILE), options, providers=["CPUExecutionProvider"]
+            str(folder / ONNX_FILE), options, providers=["CPUExecutionProvider"]
         )
         self._cache: OrderedDict[str, Vectors] = OrderedDict()
         self._cache_size = cache_size
@@ -217,7 +213,3 @@ class Encoder:
         norms = np.linalg.norm(pooled, axis=1, keepdims=True)
         result: Vectors = (pooled / np.maximum(norms, 1e-12)).astype(np.float32)
         return result
-
-
-if __name__ == "__main__":
-    print(ensure_onnx_model())

@@ -18,6 +18,7 @@ from router_model.calibration import DEFAULT_STRICTNESS
 from router_model.client import ArchRouterClient, HttpSessions
 from router_model.embedding import EmbeddingRouter, Gate
 from router_model.encoder import Encoder
+from router_model.encoders import DEFAULT_ENCODER, ENCODERS
 from router_model.hybrid import HybridRouter
 from router_model.one_step import ServedTokenizer, plan_one_step
 from router_model.router import ARCH_ROUTER, EMBEDDING, Router, RouteSpec
@@ -41,6 +42,7 @@ class RouterConfig:
     strictness: float = DEFAULT_STRICTNESS
     margin: float = DEFAULT_MARGIN
     other_examples: tuple[str, ...] = ()
+    encoder: str = DEFAULT_ENCODER  # a name in ENCODERS (router_model/encoders.py)
     one_step: bool = True  # ask for one token when the route names allow it (one_step.py)
 
     @property
@@ -54,25 +56,25 @@ class RouterConfig:
 
 class RouterFactory:
     """Builds routers; owns what they share across policies and snapshots: HTTP connection
-    pools, the sentence encoder (loaded on first use), the thread that runs it, and the batcher
-    that gathers every policy's requests for it. `encoder_threads`: onnxruntime's threads for
-    this process (encoder.intra_op_threads)."""
+    pools, the sentence encoders (each loaded on first use), the thread that runs them, and the
+    batcher that gathers every policy's requests for each. `encoder_threads`: onnxruntime's
+    threads for this process (encoder.intra_op_threads). `encoder`: name -> Encoder (tests)."""
 
-    def __init__(self, encoder: Callable[[], Encoder] | None = None, encoder_threads: int = 1) -> None:
+    def __init__(self, encoder: Callable[[str], Encoder] | None = None, encoder_threads: int = 1) -> None:
         self.sessions = HttpSessions()
-        self._make_encoder = encoder or functools.partial(Encoder, threads=encoder_threads)
-        self._batcher: EncodeBatcher | None = None
+        self._make_encoder = encoder or functools.partial(_load_encoder, threads=encoder_threads)
+        self._batchers: dict[str, EncodeBatcher] = {}
         self._lock = threading.Lock()
         # One thread: a batch is one onnxruntime call, parallel inside when it has threads.
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embedding")
 
-    def batcher(self) -> EncodeBatcher:
-        """The encoder (loaded on first use) behind its batcher: every embedding router of this
-        factory shares both, so one batch holds any policy's requests."""
+    def batcher(self, encoder: str = DEFAULT_ENCODER) -> EncodeBatcher:
+        """That encoder (loaded on first use) behind its batcher: every embedding router of this
+        factory that names it shares both, so one batch holds any policy's requests."""
         with self._lock:
-            if self._batcher is None:
-                self._batcher = EncodeBatcher(self._make_encoder(), self.executor)
-            return self._batcher
+            if encoder not in self._batchers:
+                self._batchers[encoder] = EncodeBatcher(self._make_encoder(encoder), self.executor)
+            return self._batchers[encoder]
 
     def build(self, config: RouterConfig, routes: Sequence[RouteSpec]) -> Router:
         return KINDS[config.kind](self, config, routes)
@@ -91,7 +93,7 @@ class RouterFactory:
 
     def embedding(self, config: RouterConfig, routes: Sequence[RouteSpec]) -> EmbeddingRouter:
         gate = Gate(config.threshold, config.strictness)
-        batcher = self.batcher()
+        batcher = self.batcher(config.encoder)
         return EmbeddingRouter(batcher.encoder, routes, batcher, gate, config.other_examples)
 
     def hybrid(self, config: RouterConfig, routes: Sequence[RouteSpec]) -> HybridRouter:
@@ -100,6 +102,10 @@ class RouterFactory:
     async def close(self) -> None:
         await self.sessions.close()
         self.executor.shutdown(wait=False, cancel_futures=True)
+
+
+def _load_encoder(name: str, threads: int) -> Encoder:
+    return Encoder(ENCODERS[name](), threads=threads)
 
 
 KINDS: dict[str, Callable[[RouterFactory, RouterConfig, Sequence[RouteSpec]], Router]] = {

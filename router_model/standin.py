@@ -8,8 +8,9 @@ Hugging Face folder, so it is de-quantized once (transformers + gguf) and cached
 from __future__ import annotations
 
 import importlib.util
-import os
 from pathlib import Path
+
+from router_model.model_cache import build_dir, cache_root, publish
 
 STANDIN_MODEL_NAME = "SmolLM2-135M-Instruct"
 # The names the quickstart policy (policies/default.yaml) gives its local models: one per route,
@@ -28,8 +29,7 @@ def gguf_path() -> Path:
 
 
 def default_cache_dir() -> Path:
-    base = os.environ.get("SWITCHYARD_CACHE") or os.path.expanduser("~/.cache/switchyard")
-    return Path(base) / "standin-smollm2-135m-bf16"
+    return cache_root() / "standin-smollm2-135m-bf16"
 
 
 def ensure_standin_model(target: Path | None = None) -> Path:
@@ -52,11 +52,10 @@ def ensure_standin_model(target: Path | None = None) -> Path:
     del config.quantization_config
     model = AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16)  # type: ignore[no-untyped-call]
     model.load_state_dict(dequantized.state_dict())
-    partial = target.with_name(target.name + ".partial")
+    partial = build_dir(target)
     model.save_pretrained(partial)
     tokenizer.save_pretrained(partial)
-    partial.rename(target)  # atomic: a half-written folder is never mistaken for a model
-    return target
+    return publish(partial, target, "config.json")
 
 
 if __name__ == "__main__":

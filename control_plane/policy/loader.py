@@ -289,6 +289,7 @@ def _compile(spec: PolicySpec, name: str, file: str, digest: str) -> Policy:
         strictness=r.embedding.strictness or DEFAULT_STRICTNESS,
         margin=r.embedding.margin,
         other_examples=tuple(r.embedding.other_examples),
+        encoder=r.embedding.encoder,
         one_step=r.one_step,
     )
     return Policy(

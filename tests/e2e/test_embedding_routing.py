@@ -18,6 +18,7 @@ import yaml
 from tests.e2e.conftest import Provider, Sidecar, start_provider, start_sidecar
 from harness.live_policy import write_rename_over
 from harness.processes import ROOT, http_json, wait_until
+from router_model.encoders import ENCODERS
 
 EMBEDDING_POLICY = """\
 version: 1
@@ -144,19 +145,22 @@ def short_policy(alpha: Provider, beta: Provider) -> dict:
     return policy
 
 
+@pytest.mark.parametrize("encoder", list(ENCODERS))
 def test_descriptions_only_policy_without_threshold_routes_our_set_and_sends_other_to_the_default(
-        logs: Path, tmp_path_factory: pytest.TempPathFactory, alpha: Provider, beta: Provider) -> None:
-    """eval/short/requests.jsonl through Envoy: every `other` request reaches the default model,
-    at least 90 % of the rest their route's model (eval/short's figure in README, "Routing
-    quality"), and each decision is the one `switchyard eval` makes in-process."""
+        logs: Path, tmp_path_factory: pytest.TempPathFactory, alpha: Provider, beta: Provider, encoder: str) -> None:
+    """eval/short/requests.jsonl through Envoy, with each encoder a policy may name: every `other`
+    request reaches the default model, at least 90 % of the rest their route's model (eval/short's
+    figure in README, "Routing quality"), and each decision, with its score in the `decision` log
+    line, is the one `switchyard eval` makes in-process (so the workers ran that encoder)."""
     policy = short_policy(alpha, beta)
+    policy["router"].setdefault("embedding", {})["encoder"] = encoder
     policies = tmp_path_factory.mktemp("short-policies")
     (policies / "default.yaml").write_text(yaml.safe_dump(policy))
     models = {r["name"]: r["model"] for r in policy["routes"]} | {"other": policy["default_model"]}
     items = [json.loads(line) for line in (SHORT / "requests.jsonl").read_text().splitlines()]
-    sidecar = start_sidecar("switchyard-short", policies, logs)
+    sidecar = start_sidecar(f"switchyard-short-{encoder}", policies, logs)
     try:
-        decided = {}
+        decided, asked = {}, {}
         for item in items:
             text = item["messages"][-1]["content"]
             headers, content = ask(sidecar, text)
@@ -164,18 +168,25 @@ def test_descriptions_only_policy_without_threshold_routes_our_set_and_sends_oth
             assert headers["x-switchyard-decision"] == "routed:embedding"
             assert headers["x-switchyard-model"] == models[route]
             assert content == f"hello from {SHORT_MODELS[models[route]]}"  # that model's provider answered
-            decided[text] = route
+            decided[text], asked[headers["x-request-id"]] = route, text
     finally:
         sidecar.process.stop()
     others = [i["messages"][-1]["content"] for i in items if i["route"] == "other"]
     assert len(others) == 10 and {decided[t] for t in others} == {"other"}
     in_scope = [(i["messages"][-1]["content"], i["route"]) for i in items if i["route"] != "other"]
     assert sum(decided[t] == route for t, route in in_scope) >= 0.9 * len(in_scope), decided
-    assert decided == in_process(policies / "default.yaml", list(decided))
+    expected = in_process(policies / "default.yaml", list(decided))
+    assert decided == {text: route for text, (route, _) in expected.items()}
+    lines = [json.loads(line) for line in sidecar.process.log_path.read_text().splitlines() if line.startswith("{")]
+    scores = {asked[line["request_id"]]: line["score"] for line in lines
+              if line.get("event") == "decision" and line.get("request_id") in asked}
+    assert len(scores) == len(items)
+    assert all(abs(scores[text] - score) <= 0.0011 for text, (_, score) in expected.items()), (scores, expected)
 
 
-def in_process(policy_file: Path, texts: list[str]) -> dict[str, str]:
-    """The decisions of the in-process decision path (`switchyard route` / `eval`)."""
+def in_process(policy_file: Path, texts: list[str]) -> dict[str, tuple[str, float]]:
+    """The decisions (route, winning score) of the in-process decision path (`switchyard route` /
+    `eval`)."""
     import asyncio
 
     from control_plane.policy.loader import load_policy_file
@@ -188,8 +199,9 @@ def in_process(policy_file: Path, texts: list[str]) -> dict[str, str]:
         factory = RouterFactory()
         try:
             router = factory.build(policy.router, policy.route_specs)
-            return {t: (await choose_model(policy, "auto", [{"role": "user", "content": t}], router))[1].route
-                    for t in texts}
+            decisions = {t: (await choose_model(policy, "auto", [{"role": "user", "content": t}], router))[1]
+                         for t in texts}
+            return {t: (d.route, d.score) for t, d in decisions.items() if d.score is not None}
         finally:
             await factory.close()
 

@@ -145,3 +145,27 @@ def test_no_call_runs_more_than_its_token_budget() -> None:
 @pytest.mark.parametrize("cpus,workers,threads", [(2, 2, 1), (2, 1, 2), (16, 8, 2), (1, 4, 1), (8, 3, 2)])
 def test_encoder_threads_are_each_workers_share_of_the_cores(cpus: int, workers: int, threads: int) -> None:
     assert intra_op_threads(cpus, workers) == threads
+
+
+async def test_a_router_factory_keeps_one_encoder_and_batcher_per_encoder_name() -> None:
+    """Policies that name the same encoder share its batcher (one batch holds any policy's
+    requests); a policy naming another gets that one, loaded once, on first use."""
+    from router_model.encoders import DEFAULT_ENCODER
+    from router_model.kinds import RouterFactory
+
+    loaded: list[str] = []
+
+    def load(name: str) -> HeldEncoder:
+        loaded.append(name)
+        return HeldEncoder()
+
+    factory = RouterFactory(encoder=load)  # type: ignore[arg-type]
+    try:
+        assert loaded == []
+        default, again = factory.batcher(), factory.batcher(DEFAULT_ENCODER)
+        other = factory.batcher("minilm-int8")
+        assert default is again and other is not default and other is factory.batcher("minilm-int8")
+        assert loaded == [DEFAULT_ENCODER, "minilm-int8"]
+        assert rows(await other.run(["ab"], lambda v: v)) == [[2.0, 97.0]]
+    finally:
+        await factory.close()

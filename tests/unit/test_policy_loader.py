@@ -57,6 +57,8 @@ BROKEN = [
      "router.embedding.k: unknown key"),
     ("threshold and strictness", edit("  timeout_ms: 400\n", "  timeout_ms: 400\n  embedding: {threshold: 0.3, strictness: 0.9}\n"),
      6, "router.embedding: Value error, give threshold (a fixed cosine) or strictness (calibrated), not both"),
+    ("unknown encoder", edit("  timeout_ms: 400\n", "  timeout_ms: 400\n  embedding: {encoder: bge}\n"), 6,
+     "router.embedding.encoder: Value error, unknown encoder 'bge' (known: minilm, minilm-int8)"),
     ("strictness out of range", edit("  timeout_ms: 400\n", "  timeout_ms: 400\n  embedding: {strictness: 0.2}\n"), 6,
      "router.embedding.strictness: Input should be greater than or equal to 0.5"),
     ("other examples not a list", edit("  timeout_ms: 400\n", "  timeout_ms: 400\n  embedding: {other_examples: hi}\n"),
