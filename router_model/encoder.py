@@ -197,7 +197,12 @@ class Encoder:
             result[group] = self._pooled([encodings[i] for i in group])
         return result
 
-    def _pooled(self, encodings: list[Any]) -> Vectors:
+    def model_inputs(self, texts: Sequence[str]) -> dict[str, npt.NDArray[np.int64]]:
+        """What the model is fed for `texts` (one call, padded to the longest): also what the
+        int8 encoder's activation ranges are calibrated on (quantized.py)."""
+        return self._feed(self._tokenizer.encode_batch(list(texts)))
+
+    def _feed(self, encodings: list[Any]) -> dict[str, npt.NDArray[np.int64]]:
         width = max(len(e.ids) for e in encodings)
         ids = np.zeros((len(encodings), width), dtype=np.int64)
         mask = np.zeros((len(encodings), width), dtype=np.int64)
@@ -207,8 +212,12 @@ class Encoder:
         feed = {"input_ids": ids, "attention_mask": mask}
         if "token_type_ids" in self._inputs:
             feed["token_type_ids"] = np.zeros_like(ids)
+        return feed
+
+    def _pooled(self, encodings: list[Any]) -> Vectors:
+        feed = self._feed(encodings)
         (hidden,) = self._session.run(None, feed)
-        weights = mask[..., None].astype(np.float32)
+        weights = feed["attention_mask"][..., None].astype(np.float32)
         pooled = (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
         norms = np.linalg.norm(pooled, axis=1, keepdims=True)
         result: Vectors = (pooled / np.maximum(norms, 1e-12)).astype(np.float32)

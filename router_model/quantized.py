@@ -21,9 +21,10 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 
 from router_model.calibration import background_requests
-from router_model.encoder import MAX_TOKENS, ONNX_FILE, ensure_onnx_model
+from router_model.encoder import ONNX_FILE, Encoder, ensure_onnx_model
 from router_model.model_cache import build_dir, cache_root, publish
 
 FOLDER = "all-minilm-l6-v2-int8-onnx"
@@ -41,23 +42,17 @@ def ensure_int8_model(target: Path | None = None) -> Path:
         QuantType,
         quantize_static,
     )
-    from tokenizers import Tokenizer
 
     source = ensure_onnx_model()
-    tokenizer = Tokenizer.from_file(str(source / "tokenizer.json"))
-    tokenizer.no_padding()
-    tokenizer.enable_truncation(MAX_TOKENS)
+    encoder = Encoder(source)  # fed to the calibration exactly as it is fed in use
 
     class Background(CalibrationDataReader):  # type: ignore[misc]
         def __init__(self) -> None:
             self.texts = iter(background_requests())
 
-        def get_next(self) -> dict[str, np.ndarray] | None:
+        def get_next(self) -> dict[str, npt.NDArray[np.int64]] | None:
             text = next(self.texts, None)
-            if text is None:
-                return None
-            ids = np.array([tokenizer.encode(text).ids], dtype=np.int64)
-            return {"input_ids": ids, "attention_mask": np.ones_like(ids), "token_type_ids": np.zeros_like(ids)}
+            return None if text is None else encoder.model_inputs([text])
 
     partial = build_dir(target)
     quantize_static(
