@@ -50,7 +50,7 @@ from router_model.calibration import (  # noqa: E402
 )
 from router_model.embedding import EmbeddingRouter, Gate  # noqa: E402
 from router_model.encoder import Encoder  # noqa: E402
-from router_model.encoders import DEFAULT_ENCODER, ENCODERS  # noqa: E402
+from router_model.encoders import DEFAULT_ENCODER, ENCODERS, load_encoder  # noqa: E402
 from router_model.phrasing import (  # noqa: E402
     anchors_of,
     instruction_head,
@@ -334,7 +334,7 @@ def main() -> None:
     quick = read(ROOT / "eval" / "quickstart.jsonl")
     short_routes, _ = policy_routes(ROOT / "eval" / "short" / "policy.yaml")
     short = read(ROOT / "eval" / "short" / "requests.jsonl")
-    encoder = Encoder(ENCODERS[args.encoder]())
+    encoder = load_encoder(args.encoder)
     vectors = Vectors(encoder)
     print("variant | CLINC policy: sep 80/85/90 | default in-scope, other dev/train | tuned CV in-scope/other"
           " || quickstart, short: accuracy at default")

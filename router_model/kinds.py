@@ -18,7 +18,7 @@ from router_model.calibration import DEFAULT_STRICTNESS
 from router_model.client import ArchRouterClient, HttpSessions
 from router_model.embedding import EmbeddingRouter, Gate
 from router_model.encoder import Encoder
-from router_model.encoders import DEFAULT_ENCODER, ENCODERS
+from router_model.encoders import DEFAULT_ENCODER, load_encoder
 from router_model.hybrid import HybridRouter
 from router_model.one_step import ServedTokenizer, plan_one_step
 from router_model.router import ARCH_ROUTER, EMBEDDING, Router, RouteSpec
@@ -62,7 +62,7 @@ class RouterFactory:
 
     def __init__(self, encoder: Callable[[str], Encoder] | None = None, encoder_threads: int = 1) -> None:
         self.sessions = HttpSessions()
-        self._make_encoder = encoder or functools.partial(_load_encoder, threads=encoder_threads)
+        self._make_encoder = encoder or functools.partial(load_encoder, threads=encoder_threads)
         self._batchers: dict[str, EncodeBatcher] = {}
         self._lock = threading.Lock()
         # One thread: a batch is one onnxruntime call, parallel inside when it has threads.
@@ -102,10 +102,6 @@ class RouterFactory:
     async def close(self) -> None:
         await self.sessions.close()
         self.executor.shutdown(wait=False, cancel_futures=True)
-
-
-def _load_encoder(name: str, threads: int) -> Encoder:
-    return Encoder(ENCODERS[name](), threads=threads)
 
 
 KINDS: dict[str, Callable[[RouterFactory, RouterConfig, Sequence[RouteSpec]], Router]] = {

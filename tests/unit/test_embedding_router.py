@@ -16,7 +16,7 @@ from control_plane.policy.loader import load_policy_file
 from router_model.batching import EncodeBatcher
 from router_model.embedding import EmbeddingRouter, Gate
 from router_model.encoder import Encoder
-from router_model.encoders import ENCODERS
+from router_model.encoders import ENCODERS, load_encoder
 from router_model.hybrid import HybridRouter
 from router_model.phrasing import TEXT_CHARS, anchors_of, instruction_head, request_pieces, without_request_form
 from router_model.prompt import Message
@@ -33,7 +33,7 @@ ROUTES = (
 @pytest.fixture(scope="module", params=list(ENCODERS))
 def encoder(request: pytest.FixtureRequest) -> Encoder:
     """Every encoder a policy may name (router_model/encoders.py), each through the tests below."""
-    return Encoder(ENCODERS[request.param]())
+    return load_encoder(request.param)
 
 
 @pytest.fixture(scope="module")
