@@ -148,12 +148,13 @@ async def test_readme_quickstart_prompts_route_as_the_readme_says(prompt: str, r
 
 
 @pytest.mark.parametrize("encoder", list(ENCODERS))
-@pytest.mark.parametrize("dataset,least", [("quickstart.jsonl", 0.9), ("quickstart-holdout.jsonl", 0.85),
-                                           ("quickstart-holdout-2.jsonl", 0.85)])
+@pytest.mark.parametrize("dataset,least", [("quickstart.jsonl", 0.9), ("quickstart-holdout.jsonl", 0.88),
+                                           ("quickstart-holdout-2.jsonl", 0.9), ("quickstart-holdout-3.jsonl", 0.9),
+                                           ("quickstart-holdout-4.jsonl", 0.88)])
 async def test_quickstart_policy_keeps_routing_the_quickstart_sets(dataset: str, least: float, encoder: str) -> None:
-    """A guard for edits of policies/default.yaml: 94.1 %, 87.5 % and 89.8 % when it was written
-    (README, "Routing quality"; minilm-int8: 92.8, 87.5 and 91.5 %); the held-out parts were not
-    looked at while writing the policy."""
+    """A guard for edits of policies/default.yaml: 93.5, 91.7, 94.9, 92.5 and 91.7 % (minilm-int8:
+    94.8, 97.9, 96.6, 93.8 and 93.3 %) after its second edit (README, "Routing quality").
+    Holdout-4 was not run until that edit was final."""
     from control_plane.routing.evaluation import evaluate, load_dataset
     from router_model.kinds import RouterFactory
 
