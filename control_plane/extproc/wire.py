@@ -36,6 +36,7 @@ _IMMEDIATE_RESPONSE = 7
 _DYNAMIC_METADATA = 8
 _MODE_OVERRIDE = 9
 _OVERWRITE_IF_EXISTS_OR_ADD = 2
+_BODY_MODE_NONE = 0
 _BODY_MODE_BUFFERED = 2
 
 
@@ -166,8 +167,11 @@ def encode_response(phase: str, action: Action) -> bytes:
     out = _len_field(RESPONSE_FIELDS[phase], _len_field(1, _common_response(action)))
     if action.metadata:
         out += _dynamic_metadata(action.metadata)
-    if action.want_body:
-        out += _len_field(_MODE_OVERRIDE, _varint_field(3, _BODY_MODE_BUFFERED))
+    if phase == "request_headers":
+        # The body is BUFFERED from the start (envoy/bootstrap.yaml says why); a request forwarded
+        # without its body being read is switched to NONE, so Envoy streams it on.
+        mode = _BODY_MODE_BUFFERED if action.want_body else _BODY_MODE_NONE
+        out += _len_field(_MODE_OVERRIDE, _varint_field(3, mode))
     return out
 
 

@@ -197,6 +197,29 @@ def failover_route() -> dict[str, Any]:
     }
 
 
+EXT_PROC_FILTER = "envoy.filters.http.ext_proc"
+EXT_PROC_PER_ROUTE = "type.googleapis.com/envoy.extensions.filters.http.ext_proc.v3.ExtProcPerRoute"
+# envoy/bootstrap.yaml's processing mode with the request body BUFFERED (the processor reads it).
+_READ_BODY_MODE = {"request_header_mode": "SEND", "response_header_mode": "SKIP", "request_body_mode": "BUFFERED",
+                   "response_body_mode": "NONE", "request_trailer_mode": "SKIP", "response_trailer_mode": "SKIP"}
+
+
+def _door_routes() -> list[dict[str, Any]]:
+    """The doors' paths before the processor has chosen a provider: the route ext_proc finds when
+    a request arrives, there only to make its body BUFFERED from the start. Switched on by the
+    processor's header answer alone, a body that arrived before that answer was held by flow
+    control instead, and one over the limit sent fast could hang the request rather than get
+    its 413 (Envoy 1.40; envoyproxy/envoy#39345 fixed that for a BUFFERED mode only). Other paths
+    stay NONE, so an upload the processor forwards unread is streamed, whatever its size. No
+    request ends here: the processor sets the provider (clearing the route) or answers itself,
+    and without it ext_proc fails closed; the answer is the unknown path's, just in case."""
+    unknown = _unknown_path_route()
+    return [{**unknown, "name": f"door:{door.path}", "match": {"path": door.path},
+             "typed_per_filter_config": {EXT_PROC_FILTER: {
+                 "@type": EXT_PROC_PER_ROUTE, "overrides": {"processing_mode": _READ_BODY_MODE}}}}
+            for door in DOORS.values()]
+
+
 def _unknown_path_route() -> dict[str, Any]:
     body = error_body(404, "unknown path: Switchyard serves the OpenAI and Anthropic APIs under /v1/",
                       "unknown_path")
@@ -263,7 +286,7 @@ def route_configuration(providers: list[Provider]) -> dict[str, Any]:
             "name": ROUTE_CONFIG_NAME,
             "domains": ["*"],
             "routes": [provider_route(p) for p in providers]
-                      + [failover_route(), _unknown_path_route()],
+                      + [failover_route(), *_door_routes(), _unknown_path_route()],
         }],
     }
 
@@ -341,7 +364,7 @@ def _http_manager(config: dict[str, Any]) -> dict[str, Any]:
 
 def _ext_proc(config: dict[str, Any]) -> dict[str, Any]:
     return next(f["typed_config"] for f in _http_manager(config)["http_filters"]
-                if f["name"] == "envoy.filters.http.ext_proc")
+                if f["name"] == EXT_PROC_FILTER)
 
 
 def write_bootstrap(ports: EnvoyPorts, path: Path) -> Path:

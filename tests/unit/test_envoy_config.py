@@ -10,11 +10,13 @@ from typing import Any
 
 import yaml
 
+from control_plane.apis.doors import DOORS
 from control_plane.headers import CLUSTER_HEADER
 from control_plane.policy.loader import load_policy_set
 from control_plane.xds.cache import CLUSTER_TYPE, ROUTE_TYPE
 from control_plane.xds.envoy_config import (
     ENVOY_LOG_FORMAT,
+    EXT_PROC_FILTER,
     EnvoyPorts,
     envoy_binary,
     provider_cluster,
@@ -88,7 +90,23 @@ def test_xds_resources_are_envoy_messages_for_every_provider() -> None:
     resources = xds_resources(providers)
     assert [c.name for c in resources[CLUSTER_TYPE]] == [p.cluster for p in providers]
     [routes] = resources[ROUTE_TYPE]
-    assert routes.name == "providers" and len(routes.virtual_hosts[0].routes) == len(providers) + 2  # + guarded path, unknown path
+    # + the guarded path, one route per door (its body read from the start), the unknown path
+    assert routes.name == "providers" and len(routes.virtual_hosts[0].routes) == len(providers) + 2 + len(DOORS)
+
+
+def test_door_paths_have_their_body_buffered_from_the_start() -> None:
+    """The doors' routes differ from bootstrap.yaml's processing mode in the request body alone
+    (BUFFERED, not NONE); each door has one, matched before the unknown path."""
+    static = next(f for f in hcm(render_bootstrap(EnvoyPorts()))["http_filters"]
+                  if f["name"] == EXT_PROC_FILTER)["typed_config"]["processing_mode"]
+    routes = route_configuration([])["virtual_hosts"][0]["routes"]
+    doors = [r for r in routes if r["name"].startswith("door:")]
+    assert static["request_body_mode"] == "NONE"
+    assert [r["match"] for r in doors] == [{"path": path} for path in DOORS]
+    for route in doors:
+        mode = route["typed_per_filter_config"][EXT_PROC_FILTER]["overrides"]["processing_mode"]
+        assert mode == {**static, "request_body_mode": "BUFFERED"}
+    assert routes[-1]["name"] == "unknown_path" and routes.index(doors[-1]) < len(routes) - 1
 
 
 def test_ext_proc_is_fail_closed_and_never_buffers_responses() -> None:

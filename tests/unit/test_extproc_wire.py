@@ -84,8 +84,10 @@ def test_written_forward_parses_in_envoy_data_plane(action: Forward, phase: str)
     else:
         assert common.body_mutation.body == action.body
     assert common.clear_route_cache == action.clear_route_cache
-    if action.want_body:
-        assert parsed.mode_override.request_body_mode == ProcessingModeBodySendMode.BUFFERED
+    if phase == "request_headers":  # the body: read (BUFFERED) or streamed on unread (NONE)
+        assert parsed.mode_override is not None
+        assert parsed.mode_override.request_body_mode == (
+            ProcessingModeBodySendMode.BUFFERED if action.want_body else ProcessingModeBodySendMode.NONE)
     else:
         assert parsed.mode_override is None
     if action.metadata:
