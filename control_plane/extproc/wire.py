@@ -168,8 +168,10 @@ def encode_response(phase: str, action: Action) -> bytes:
     if action.metadata:
         out += _dynamic_metadata(action.metadata)
     if phase == "request_headers":
-        # The body is BUFFERED from the start (envoy/bootstrap.yaml says why); a request forwarded
-        # without its body being read is switched to NONE, so Envoy streams it on.
+        # On a door's path the body is BUFFERED from the start (xds/envoy_config.py, _door_routes,
+        # says why), elsewhere NONE: the answer says which this request gets, so a request
+        # forwarded unread (a GET on a door's path, say) is streamed on, never held for a body
+        # phase that the processor, done with it, would not answer.
         mode = _BODY_MODE_BUFFERED if action.want_body else _BODY_MODE_NONE
         out += _len_field(_MODE_OVERRIDE, _varint_field(3, mode))
     return out

@@ -8,6 +8,7 @@ shape as Envoy's docs) and turned into envoy-data-plane messages for xDS.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import json
 import os
@@ -199,9 +200,14 @@ def failover_route() -> dict[str, Any]:
 
 EXT_PROC_FILTER = "envoy.filters.http.ext_proc"
 EXT_PROC_PER_ROUTE = "type.googleapis.com/envoy.extensions.filters.http.ext_proc.v3.ExtProcPerRoute"
-# envoy/bootstrap.yaml's processing mode with the request body BUFFERED (the processor reads it).
-_READ_BODY_MODE = {"request_header_mode": "SEND", "response_header_mode": "SKIP", "request_body_mode": "BUFFERED",
-                   "response_body_mode": "NONE", "request_trailer_mode": "SKIP", "response_trailer_mode": "SKIP"}
+
+
+@functools.cache
+def _read_body_mode() -> dict[str, str]:
+    """envoy/bootstrap.yaml's processing mode (the one place it is written) with the request body
+    BUFFERED: the processor reads it."""
+    static: dict[str, str] = _ext_proc(render_bootstrap(EnvoyPorts()))["processing_mode"]
+    return {**static, "request_body_mode": "BUFFERED"}
 
 
 def _door_routes() -> list[dict[str, Any]]:
@@ -216,7 +222,7 @@ def _door_routes() -> list[dict[str, Any]]:
     unknown = _unknown_path_route()
     return [{**unknown, "name": f"door:{door.path}", "match": {"path": door.path},
              "typed_per_filter_config": {EXT_PROC_FILTER: {
-                 "@type": EXT_PROC_PER_ROUTE, "overrides": {"processing_mode": _READ_BODY_MODE}}}}
+                 "@type": EXT_PROC_PER_ROUTE, "overrides": {"processing_mode": _read_body_mode()}}}}
             for door in DOORS.values()]
 
 

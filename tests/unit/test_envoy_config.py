@@ -37,6 +37,12 @@ def hcm(config: dict[str, Any]) -> dict[str, Any]:
     return config["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
 
 
+def ext_proc() -> dict[str, Any]:
+    """The ext_proc filter's config in the rendered bootstrap."""
+    return next(f for f in hcm(render_bootstrap(EnvoyPorts()))["http_filters"]
+                if f["name"] == EXT_PROC_FILTER)["typed_config"]
+
+
 def test_real_envoy_accepts_the_bootstrap(tmp_path: Path) -> None:
     result = envoy_validate(write_bootstrap(EnvoyPorts(), tmp_path / "envoy.yaml"))
     assert result.returncode == 0, result.stderr[-2000:]
@@ -97,8 +103,7 @@ def test_xds_resources_are_envoy_messages_for_every_provider() -> None:
 def test_door_paths_have_their_body_buffered_from_the_start() -> None:
     """The doors' routes differ from bootstrap.yaml's processing mode in the request body alone
     (BUFFERED, not NONE); each door has one, matched before the unknown path."""
-    static = next(f for f in hcm(render_bootstrap(EnvoyPorts()))["http_filters"]
-                  if f["name"] == EXT_PROC_FILTER)["typed_config"]["processing_mode"]
+    static = ext_proc()["processing_mode"]
     routes = route_configuration([])["virtual_hosts"][0]["routes"]
     doors = [r for r in routes if r["name"].startswith("door:")]
     assert static["request_body_mode"] == "NONE"
@@ -110,12 +115,11 @@ def test_door_paths_have_their_body_buffered_from_the_start() -> None:
 
 
 def test_ext_proc_is_fail_closed_and_never_buffers_responses() -> None:
-    ext_proc = next(f for f in hcm(render_bootstrap(EnvoyPorts()))["http_filters"]
-                    if f["name"] == "envoy.filters.http.ext_proc")["typed_config"]
-    assert ext_proc["failure_mode_allow"] is False
-    assert ext_proc["message_timeout"] == "11s"  # above the 10 s cap on router.timeout_ms
-    assert ext_proc["processing_mode"]["response_body_mode"] == "NONE"
-    assert ext_proc["processing_mode"]["response_header_mode"] == "SKIP"
+    config = ext_proc()
+    assert config["failure_mode_allow"] is False
+    assert config["message_timeout"] == "11s"  # above the 10 s cap on router.timeout_ms
+    assert config["processing_mode"]["response_body_mode"] == "NONE"
+    assert config["processing_mode"]["response_header_mode"] == "SKIP"
 
 
 def test_edge_settings() -> None:
