@@ -13,6 +13,7 @@ The rules, as the real APIs state them:
   in a row; its content is text blocks, plus `tool_addition` / `tool_removal` blocks under the
   `mid-conversation-tool-changes-*` beta (Claude Code sends that beta). A `tool_result` answers a
   `tool_use` of the message before it, and every `tool_use` is answered in the next message.
+- OpenAI files: a multipart form with a `file` and a `purpose` of FILE_PURPOSES.
 - Responses: input item types and message roles of the real API, content part types by role
   (an assistant's are output_text/refusal, the others' input_*), and a `function_call_output`
   (`custom_tool_call_output`) answers a `function_call` (`custom_tool_call`) of the conversation,
@@ -39,6 +40,8 @@ RESPONSES_ITEM_TYPES = frozenset({
 INPUT_PARTS = ("input_text", "input_image", "input_file", "input_audio")
 OUTPUT_PARTS = ("output_text", "refusal")
 SERVER_TOOL_USE = "server_tool_use"
+# OpenAI's file upload: the purposes its API spec lists (the openai SDK's FilePurpose).
+FILE_PURPOSES = ("assistants", "batch", "fine-tune", "vision", "user_data", "evals")
 TOOL_CHANGES_BETA = "mid-conversation-tool-changes-"
 
 

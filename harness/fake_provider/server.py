@@ -11,6 +11,10 @@ settings) and answers with a message naming itself. As a scripted router it answ
 completions with the route set through POST /_test/control {"route": ..., "delay_ms": ..., "status":
 ..., "raw": ...}.
 
+OpenAI's file upload (POST .../files, multipart: `purpose` and `file`) answers a File object; only
+the file's size and sha256 are kept (recorded as the request's `body`), so an upload of any size can
+be checked byte for byte.
+
 Like the real services (fake_checks.py): with --key, a missing or wrong key is refused with 401
 (OpenAI reads `Authorization: Bearer`, Anthropic `x-api-key`); with --models, another model name
 gets 404 (`model_not_found` / `not_found_error`); always, roles and tool-call pairing are checked
@@ -51,12 +55,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import json
 import ssl
 import time
 from typing import Any
 
-from aiohttp import web
+from aiohttp import BodyPartReader, web
 
 from harness.fake_provider import responses as fake_responses
 from harness.fake_provider.answers import (
@@ -72,8 +77,8 @@ from harness.fake_provider.answers import (
     schema_asked,
     text_of,
 )
-from harness.fake_provider.checks import (Problem, anthropic_error, check_chat, check_key, check_messages,
-                                       check_model, check_responses, openai_error)
+from harness.fake_provider.checks import (FILE_PURPOSES, Problem, anthropic_error, check_chat, check_key,
+                                       check_messages, check_model, check_responses, listing, openai_error)
 
 OPENAI_MALFORMED = b'data: {"choices": [{"delta": \n\n'
 ANTHROPIC_MALFORMED = b'event: content_block_delta\ndata: {"type": \n\n'
@@ -422,6 +427,37 @@ def make_app(name: str, models: list[str] | None = None, key: str | None = None)
                          "body": raw.decode("utf-8", "replace")})
         return web.json_response({"provider": name, "path": request.path})
 
+    async def upload_file(request: web.Request) -> web.Response:
+        """OpenAI's POST /v1/files: the key, a multipart form with `purpose` (one of OpenAI's) and
+        `file`; the file is read a chunk at a time and kept as its size and sha256."""
+        if problem := check_key("openai", request.headers, key):
+            return openai_refusal(problem)
+        if request.content_type != "multipart/form-data":
+            return openai_refusal(Problem(400, "Expected a multipart/form-data request body"))
+        fields: dict[str, Any] = {}
+        digest, size = hashlib.sha256(), 0
+        async for part in await request.multipart():
+            if not isinstance(part, BodyPartReader):
+                continue
+            if part.name == "file":
+                fields["filename"] = part.filename
+                while chunk := await part.read_chunk():
+                    digest.update(chunk)
+                    size += len(chunk)
+            elif part.name == "purpose":
+                fields["purpose"] = await part.text()
+        fields.update(bytes=size, sha256=digest.hexdigest())
+        requests.append({"path": request.path, "headers": dict(request.headers), "body": fields, "at": time.time()})
+        if "filename" not in fields:
+            return openai_refusal(Problem(400, "Missing required parameter: 'file'.", param="file"))
+        if fields.get("purpose") not in FILE_PURPOSES:
+            return openai_refusal(Problem(400, f"Invalid value for 'purpose': expected one of {listing(FILE_PURPOSES)}.",
+                                          param="purpose"))
+        return web.json_response({"id": f"file-{digest.hexdigest()[:24]}", "object": "file", "bytes": size,
+                                  "created_at": int(time.time()), "filename": fields["filename"],
+                                  "purpose": fields["purpose"], "status": "processed", "expires_at": None,
+                                  "status_details": None})
+
     async def get_requests(_: web.Request) -> web.Response:
         return web.json_response(requests)
 
@@ -444,6 +480,7 @@ def make_app(name: str, models: list[str] | None = None, key: str | None = None)
     app.router.add_post("/{prefix:.*}messages/count_tokens", count_tokens)
     app.router.add_post("/{prefix:.*}messages", messages)
     app.router.add_post("/{prefix:.*}responses", responses)
+    app.router.add_post("/{prefix:.*}files", upload_file)
     app.router.add_route("*", "/{tail:.*}", other)
     return app
 

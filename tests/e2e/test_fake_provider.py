@@ -5,6 +5,7 @@ and previous_response_id. The official SDKs read its errors as the real services
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -194,3 +195,23 @@ def test_a_reasoning_item_goes_back_to_the_provider_that_wrote_it(fake: Provider
     again = responses(fake, input=[{"role": "user", "content": "hi"}, reasoning, *first["output"][1:],
                                    {"role": "user", "content": "more"}], store=False)
     assert again.status_code == 200, again.text
+
+
+def test_file_uploads_are_checked_and_kept_as_their_size_and_digest(fake: Provider) -> None:
+    sdk = openai.OpenAI(base_url=f"{fake.url}/v1", api_key=KEY, max_retries=0)
+    data = b'{"custom_id": "1"}\n' * 1000
+    uploaded = sdk.files.create(file=("requests.jsonl", data), purpose="batch")
+    assert (uploaded.bytes, uploaded.filename, uploaded.purpose) == (len(data), "requests.jsonl", "batch")
+    [seen] = fake.requests()
+    assert seen["path"] == "/v1/files"
+    assert seen["body"] == {"filename": "requests.jsonl", "purpose": "batch", "bytes": len(data),
+                            "sha256": hashlib.sha256(data).hexdigest()}
+    with pytest.raises(openai.BadRequestError) as bad_purpose:
+        sdk.files.create(file=("x.txt", b"x"), purpose="training")  # type: ignore[arg-type]
+    assert bad_purpose.value.param == "purpose"
+    with pytest.raises(openai.AuthenticationError):
+        openai.OpenAI(base_url=f"{fake.url}/v1", api_key="sk-wrong", max_retries=0).files.create(
+            file=("x.txt", b"x"), purpose="batch")
+    missing_file = httpx.post(f"{fake.url}/v1/files", data={"purpose": "batch"}, files={"other": b"x"},
+                              headers=OPENAI_HEADERS)
+    assert missing_file.status_code == 400 and missing_file.json()["error"]["param"] == "file"

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
+import os
 import time
+from collections.abc import Iterator
 
 import httpx
 import openai
@@ -12,7 +15,7 @@ import pytest
 
 from control_plane.cli import parser
 from control_plane.limits import MAX_BODY_BYTES
-from tests.e2e.conftest import Provider, Sidecar
+from tests.e2e.conftest import ALPHA_KEY, Provider, Sidecar
 from tests.e2e.test_data_path import CLIENT_KEY, SCRIPTED, ask, client
 
 
@@ -57,6 +60,11 @@ def big_image_message(total_bytes: int) -> list[dict]:
     ]}]
 
 
+def in_chunks(data: bytes) -> Iterator[bytes]:
+    """A body sent without a content-length (chunked), 64 KiB at a time."""
+    return (data[i:i + 65536] for i in range(0, len(data), 65536))
+
+
 def test_body_up_to_the_limit_routes(switchyard: Sidecar, beta: Provider, scripted_router: Provider) -> None:
     scripted_router.control(route="code_generation")
     messages = big_image_message(MAX_BODY_BYTES - 64 * 1024)
@@ -81,11 +89,33 @@ def test_body_over_the_limit_is_an_openai_413(switchyard: Sidecar, alpha: Provid
     # request in two (envoy_config._door_routes), so a hang shows up as a timeout here.
     body = json.dumps({"model": "auto", "messages": big_image_message(3 * MAX_BODY_BYTES)}).encode()
     for _ in range(4):
-        chunks = (body[i:i + 65536] for i in range(0, len(body), 65536))
-        response = httpx.post(f"{switchyard.base_url}/chat/completions", content=chunks,
+        response = httpx.post(f"{switchyard.base_url}/chat/completions", content=in_chunks(body),
                               headers={"content-type": "application/json"}, timeout=20)
         assert response.status_code == 413 and response.json()["error"]["code"] == "request_too_large"
     assert alpha.requests() == []
+
+
+def test_an_upload_over_the_body_limit_streams_through_unread(switchyard: Sidecar, alpha: Provider) -> None:
+    # Only a door's body is read, and held to MAX_BODY_BYTES; a request on another path goes to the
+    # default model's provider unread, as it arrives, so a file three times the limit gets through
+    # whole: with a content-length (the openai client), and chunked.
+    data = os.urandom(3 * MAX_BODY_BYTES)
+    raw = client(switchyard).files.with_raw_response.create(file=("big.jsonl", data), purpose="batch")
+    assert raw.headers["x-switchyard-decision"] == "passthrough"
+    assert raw.parse().bytes == len(data)
+    boundary = "switchyard-test-boundary"
+    form = (f'--{boundary}\r\ncontent-disposition: form-data; name="purpose"\r\n\r\nbatch\r\n'
+            f'--{boundary}\r\ncontent-disposition: form-data; name="file"; filename="chunked.jsonl"\r\n'
+            "content-type: application/octet-stream\r\n\r\n").encode() + data + f"\r\n--{boundary}--\r\n".encode()
+    response = httpx.post(f"{switchyard.base_url}/files", content=in_chunks(form),
+                          headers={"content-type": f"multipart/form-data; boundary={boundary}",
+                                   "authorization": f"Bearer {CLIENT_KEY}"}, timeout=60)
+    assert response.status_code == 200 and response.json()["bytes"] == len(data)
+    digest = hashlib.sha256(data).hexdigest()
+    seen = alpha.requests()
+    assert [(r["path"], r["body"]["filename"], r["body"]["sha256"]) for r in seen] == [
+        ("/v1/files", "big.jsonl", digest), ("/v1/files", "chunked.jsonl", digest)]
+    assert all(r["headers"]["Authorization"] == f"Bearer {ALPHA_KEY}" for r in seen)  # the provider's key
 
 
 def test_everything_but_model_passes_unchanged(switchyard: Sidecar, alpha: Provider) -> None:
