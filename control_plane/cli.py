@@ -510,6 +510,10 @@ def main(argv: list[str] | None = None) -> int:
     except PolicyError as exc:
         print(exc, file=sys.stderr)
         return 1
+    except BrokenPipeError:  # `switchyard eval ... | head`: the reader has what it wanted
+        # Python flushes stdout again at exit; point it at /dev/null so that flush cannot fail too.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE, as a command killed by the broken pipe would exit
 
 
 if __name__ == "__main__":

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -93,6 +95,17 @@ def test_route_explain_prints_every_score_and_the_line(capsys: pytest.CaptureFix
     assert re.search(r'^  code_generation +\d\.\d{3}  best anchor ".+"$', out, re.MULTILINE)
     assert re.search(r"^  other +\d\.\d{3}  = cut -?\d\.\d{3} \+ 0\.5 x off-topic likeness", out, re.MULTILINE)
     assert re.search(r"^decision: code_generation \(\d\.\d{3}\), \d\.\d{3} ahead of \w+", out, re.MULTILINE)
+
+
+def test_a_reader_that_stops_early_gets_no_traceback() -> None:
+    # `switchyard route --explain ... | head -1`: the pipe closes before the command has written.
+    command = subprocess.Popen([sys.executable, "-m", "control_plane.cli", "route", "--policy", str(QUICKSTART),
+                                "--explain", "write a python function that reverses a list"],
+                               cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert command.stdout is not None
+    command.stdout.close()
+    _, stderr = command.communicate(timeout=120)
+    assert (command.returncode, stderr.decode()) == (141, "")
 
 
 def test_eval_prints_the_requests_it_got_wrong(capsys: pytest.CaptureFixture[str], small: tuple[Path, Path]) -> None:
