@@ -11,17 +11,19 @@ request is to the nearest off-topic requests, and `cut` is chosen per policy so 
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
 
 BACKGROUND_FILE = Path(__file__).parent / "data" / "background.txt"
 
-# Share of the background requests that a policy's routes must leave to `other`.
+# Share of the background requests that a policy's routes must leave to `other`, when the policy
+# does not say (default_strictness).
 DEFAULT_STRICTNESS = 0.88
+DESCRIPTIONS_ONLY_STRICTNESS = 0.85
 # How much a request's likeness to off-topic requests raises the score a route needs.
 OTHER_WEIGHT = 0.5
 # The background score of a request: the mean similarity of its nearest off-topic requests
@@ -34,6 +36,19 @@ def background_requests() -> tuple[str, ...]:
     """The shipped off-topic requests (comment lines and blank lines left out)."""
     lines = BACKGROUND_FILE.read_text(encoding="utf-8").splitlines()
     return tuple(line.strip() for line in lines if line.strip() and not line.startswith("#"))
+
+
+class _Route(Protocol):
+    @property
+    def examples(self) -> Sequence[str]: ...
+
+
+def default_strictness(routes: Iterable[_Route]) -> float:
+    """The strictness of a policy with these routes that sets neither `threshold` nor
+    `strictness`. Routes known by their description alone match their own requests less closely,
+    so the same share of the background costs them more of those: when no route has examples,
+    they get a little more of the benefit of the doubt (figures in embedding.py's docstring)."""
+    return DEFAULT_STRICTNESS if any(route.examples for route in routes) else DESCRIPTIONS_ONLY_STRICTNESS
 
 
 def nearest_mean(similarities: npt.NDArray[np.float32], k: int) -> npt.NDArray[np.float32]:

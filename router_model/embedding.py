@@ -43,13 +43,28 @@ requests after a long unrelated paste; "error?": Q's bug reports, then "why?" (a
 Q, paste and error? depend on the quickstart policy: the rows above are its first version's. After
 its second edit (30 more anchors, README "Routing quality") the kept scoring gives Q 93.5, paste
 85.6 (after: 90.2), error? 92.9; the CLINC columns are unchanged.
-Kept, on the train split's 15,000 in-scope queries (used for nothing): D 72.0 %, E 88.0 % at the
-default line. Tried in exploration and dropped (no gain on sep above): per-anchor z-scores and
+Kept, on the train split's 15,000 in-scope queries (used for nothing): D 72.0 %, E 88.0 % at
+strictness 0.88.
+The default strictness (calibration.default_strictness): 0.88, and 0.85 for a policy none of whose
+routes has examples; the columns above are at 0.88. Kept scoring, strictness on dev (in-scope /
+`other` recall on dev / on train), with the train split's in-scope queries beside it:
+  strictness        0.88            0.86            0.85            0.84            0.83            0.82
+  D             71.6 90/90 72.0  75.1 85/89 75.3  76.0 84/89 75.9  76.2 84/88 76.2  76.9 84/86 76.8  77.5 84/86 77.3
+  E             86.4 90/94 88.0  87.4 90/92 89.0  88.1 90/88 89.5  89.0 90/87 90.1  89.4 89/87 90.5  90.2 87/87 91.2
+Chosen on dev: the strictest at which D keeps 4 points of `other` recall and 0.7 of in-scope above
+the issue's target (75 / 80). Those are how much CLINC's test split was harder than dev and train
+at issue 19's start: with the scoring of then (the "before" row) and a fixed line of 0.4, dev gives
+66.1 / 90.0 here (train `other` 89.0), the test split gave 65.4 / 85.7. With examples it stays
+0.88: no strictness meets E's target (90 / 85) with that room (in-scope reaches 90 only at 0.82,
+where `other` recall is 87 on dev and on train).
+Tried in exploration and dropped (no gain on sep above): per-anchor z-scores and
 CSLS against the background, per-route background quantiles as thresholds (contaminated by the
 background's on-topic requests: D sep 72.7/70.6/63.6), centering / removing the top principal
 components, token-level MaxSim with background IDF (D sep 71.5/66.9/61.9), requiring a lead over
-the runner-up (lower in-scope at every `other` recall), extra pieces of the first 4-5 words, and
-dropping the background requests nearest a policy's routes from the background.
+the runner-up (lower in-scope at every `other` recall), extra pieces of the first 4-5 words,
+dropping the background requests nearest a policy's routes from the background, and description
+phrases put in request forms as extra anchors ("I need help with <phrase>", "<phrase>?", "can you
+help me with <phrase>": D sep 78.5-79.4 / 75.0-77.7 / 68.5-73.4 against 79.6/77.6/71.6).
 The linear head learns what tells routes apart where nearest anchors follow the topic (Python in both
 "write" and "fix"), but CLINC's routes are topics: it costs there, and on 59 quickstart requests
 written after it (eval/quickstart-holdout-2.jsonl) it gained one (89.8 -> 91.5 %): not kept.

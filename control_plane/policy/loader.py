@@ -34,7 +34,7 @@ from control_plane.policy.model import (
     Route,
 )
 from control_plane.policy.schema import AppsSpec, PolicySpec
-from router_model.calibration import DEFAULT_STRICTNESS
+from router_model.calibration import default_strictness
 from router_model.kinds import RouterConfig
 from router_model.router import NO_ROUTE
 
@@ -286,7 +286,7 @@ def _compile(spec: PolicySpec, name: str, file: str, digest: str) -> Policy:
         timeout_ms=r.timeout_ms,
         api_key_env=r.api_key_env,
         threshold=r.embedding.threshold,
-        strictness=r.embedding.strictness or DEFAULT_STRICTNESS,
+        strictness=r.embedding.strictness or default_strictness(spec.routes),
         margin=r.embedding.margin,
         other_examples=tuple(r.embedding.other_examples),
         encoder=r.embedding.encoder,

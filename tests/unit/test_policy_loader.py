@@ -156,14 +156,18 @@ def test_embedding_policy_needs_no_router_endpoint() -> None:
     assert policy.route_specs[0].examples == ("write a sort function", "a class for users")
 
 
-def test_embedding_is_calibrated_unless_a_threshold_is_set_and_takes_other_examples() -> None:
+def test_embedding_is_calibrated_unless_a_threshold_is_set_stricter_with_examples_and_takes_other_examples() -> None:
     text = edit("  endpoint: http://127.0.0.1:8000/v1\n  model: Arch-Router\n",
                 "  kind: embedding\n  embedding:\n    other_examples: [tell me a joke, what is a monad]\n")
     policy = parse_policy(text, "e.yaml", "e")
-    assert policy.router.threshold is None and policy.router.strictness == 0.88
+    # Routes known by their description alone get a little more of the benefit of the doubt.
+    assert policy.router.threshold is None and policy.router.strictness == 0.85
     assert policy.router.other_examples == ("tell me a joke", "what is a monad")
-    stricter = parse_policy(text.replace("  embedding:\n", "  embedding:\n    strictness: 0.97\n"), "e.yaml", "e")
-    assert stricter.router.strictness == 0.97 and stricter.router.threshold is None
+    with_examples = text.replace("    model: gpt-4o\n", "    model: gpt-4o\n    examples: [write a sort function]\n")
+    assert parse_policy(with_examples, "e.yaml", "e").router.strictness == 0.88
+    for written in (text, with_examples):
+        stricter = parse_policy(written.replace("  embedding:\n", "  embedding:\n    strictness: 0.97\n"), "e.yaml", "e")
+        assert stricter.router.strictness == 0.97 and stricter.router.threshold is None
 
 
 def test_every_problem_is_reported_at_once() -> None:
