@@ -2,6 +2,12 @@
 the folder with its model.onnx and tokenizer.json, built on first use. A new encoder is a row.
 
     python -m router_model.encoders   # build them all now (scripts/bootstrap.sh, the Dockerfile)
+
+Tried as a row and not kept: a static encoder, the same MiniLM distilled to one vector per token
+(model2vec 0.10, PCA 256; a text is the mean of its tokens'). 39 µs of CPU per text against 2,307
+(float) and 1,215 (int8), 32 texts a call, so routed traffic would cost little more than explicit;
+but the quickstart policy got 80.0-91.7 % of its five sets right against 91.7-94.9 %, and CLINC's
+dev split 51.0 % in-scope with descriptions (76.0) and 69.6 % with 30 examples (86.4).
 """
 
 from __future__ import annotations
