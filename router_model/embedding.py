@@ -64,7 +64,12 @@ components, token-level MaxSim with background IDF (D sep 71.5/66.9/61.9), requi
 the runner-up (lower in-scope at every `other` recall), extra pieces of the first 4-5 words,
 dropping the background requests nearest a policy's routes from the background, and description
 phrases put in request forms as extra anchors ("I need help with <phrase>", "<phrase>?", "can you
-help me with <phrase>": D sep 78.5-79.4 / 75.0-77.7 / 68.5-73.4 against 79.6/77.6/71.6).
+help me with <phrase>": D sep 78.5-79.4 / 75.0-77.7 / 68.5-73.4 against 79.6/77.6/71.6), and
+per-route offsets from the routes' own examples (the line raised by 0.5 x how far a route's 10th
+percentile of its examples' leave-one-out scores is above the routes' mean. E sep 92.6/91.5/88.8,
+CV 89.0/90.0, at 0.85 88.8 90/91 (train 89.3), against the kept 92.3/91.6/87.8, 88.8/88.0 and
+88.1 90/88 (88.7): about a point, within CLINC dev's noise; and on the five quickstart sets
+93.5/91.7/91.5/92.5/93.3 % against 93.5/91.7/94.9/92.5/91.7, one request fewer right).
 The linear head learns what tells routes apart where nearest anchors follow the topic (Python in both
 "write" and "fix"), but CLINC's routes are topics: it costs there, and on 59 quickstart requests
 written after it (eval/quickstart-holdout-2.jsonl) it gained one (89.8 -> 91.5 %): not kept.
