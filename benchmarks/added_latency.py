@@ -36,6 +36,7 @@ from harness.stack import state_flags  # noqa: E402
 from control_plane.xds.envoy_config import (  # noqa: E402
     EnvoyPorts,
     envoy_binary,
+    http_manager,
     provider_cluster,
     render_bootstrap,
     route_configuration,
@@ -62,7 +63,7 @@ def bare_envoy_config(policy_dir: Path, port: int, admin_port: int) -> dict:
     config = render_bootstrap(EnvoyPorts(listen_port=port, admin_port=admin_port))
     config.pop("dynamic_resources")
     config["static_resources"]["clusters"] = [provider_cluster(p) for p in providers]
-    hcm = config["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+    hcm = http_manager(config)
     hcm["http_filters"] = [f for f in hcm["http_filters"] if f["name"] == "envoy.filters.http.router"]
     hcm.pop("rds")
     hcm["route_config"] = route_configuration(providers)

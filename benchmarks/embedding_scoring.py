@@ -164,7 +164,7 @@ class Scoring:
 
     def __init__(self, variant: Variant, routes: Sequence[RouteSpec], vectors: Vectors,
                  other_examples: Sequence[str] = ()) -> None:
-        self.variant, self.vectors, self.routes, self.names = variant, vectors, routes, [r.name for r in routes]
+        self.variant, self.vectors, self.names = variant, vectors, [r.name for r in routes]
         texts: list[str] = []
         self.spans = []
         for route in routes:
@@ -179,6 +179,8 @@ class Scoring:
         self.background = vectors(list(background_requests()))
         scores, likeness, _, _ = self.score(list(background_requests()), leave_out_background=True)
         self.background_evidence = evidence(scores.max(axis=1), likeness, variant.other_weight)
+        # The line a policy with these routes gets when it sets neither threshold nor strictness.
+        self.default_cut = cut_for(self.background_evidence, default_strictness(routes))
 
     def _route(self, sims: np.ndarray, start: int, split: int, end: int) -> np.ndarray:
         k = self.variant.neighbours
@@ -349,7 +351,7 @@ def main() -> None:
                 check_against_router(scoring, routes, dev_texts[::97] + train_other[::9], encoder)
             dev = judge(scoring, dev_texts, dev_labels)
             extra = judge(scoring, train_other, [NO_ROUTE] * len(train_other))
-            cut = cut_for(scoring.background_evidence, default_strictness(routes))
+            cut = scoring.default_cut
             sep = separation(dev, np.concatenate([dev.evidence[~dev.in_scope], extra.evidence]))
             decided = dev.decide(cut)
             cv = cross_validated(dev, scoring.background_evidence)
@@ -363,8 +365,7 @@ def main() -> None:
                 *[(quick_scoring, shaped) for shaped in reshaped(*quick).values()]]
         for scoring, (texts, labels) in sets:
             j = judge(scoring, texts, labels)
-            own.append(pct(np.mean(j.decide(cut_for(scoring.background_evidence, default_strictness(scoring.routes)))
-                                   == j.expected)).strip())
+            own.append(pct(np.mean(j.decide(scoring.default_cut) == j.expected)).strip())
         print(f"{variant.name}\n  descriptions: {cells[0]}\n  examples-30:  {cells[1]}\n  quickstart {own[0]}, short {own[1]}"
               f"\n  reshaped: forms CLINC descriptions {own[2]}, quickstart {own[3]}; quickstart paste before "
               f"{own[4]}, after {own[5]}; error, then why? {own[6]}", flush=True)
@@ -376,7 +377,7 @@ def main() -> None:
             labels = [label for t, label in in_scope if t not in used]
             scoring = Scoring(KEPT, routes, vectors)
             j = judge(scoring, texts, labels)
-            decided = j.decide(cut_for(scoring.background_evidence, default_strictness(routes)))
+            decided = j.decide(scoring.default_cut)
             print(f"train split, {name}, default: in-scope {pct(np.mean(decided == j.expected)).strip()} % of {len(texts)}")
 
 

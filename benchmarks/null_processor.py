@@ -34,11 +34,8 @@ from control_plane.extproc.codec import RawOrProtoCodec
 from control_plane.extproc.grpc_server import CoalescingServer
 from control_plane.extproc.service import PROCESS_METHOD
 from control_plane.xds.envoy_config import (
-    ENVOY_LOG_FORMAT, EXT_PROC_FILTER, EnvoyPorts, envoy_binary, render_bootstrap,
+    ENVOY_LOG_FORMAT, EnvoyPorts, envoy_binary, ext_proc_filter, http_manager, read_body_mode, render_bootstrap,
 )
-
-PROCESSOR_CLUSTER = "switchyard_processor"  # envoy/bootstrap.yaml's name for the workers
-
 
 def floor_envoy_config(policy_dir: Path, port: int, admin_port: int, processor_port: int) -> dict[str, Any]:
     """Bare Envoy's config (benchmarks/added_latency.py) plus Switchyard's own ext_proc filter and
@@ -46,13 +43,13 @@ def floor_envoy_config(policy_dir: Path, port: int, admin_port: int, processor_p
     start as on the doors' routes: the same two messages each way as a chat request gets."""
     config = bare_envoy_config(policy_dir, port, admin_port)
     rendered = render_bootstrap(EnvoyPorts(listen_port=port, admin_port=admin_port, processor_port=processor_port))
-    rendered_hcm = rendered["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
-    ext_proc = next(f for f in rendered_hcm["http_filters"] if f["name"] == EXT_PROC_FILTER)
-    ext_proc["typed_config"]["processing_mode"]["request_body_mode"] = "BUFFERED"
-    hcm = config["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+    ext_proc = ext_proc_filter(rendered)
+    ext_proc["typed_config"]["processing_mode"] = read_body_mode()
+    hcm = http_manager(config)
     hcm["http_filters"] = [ext_proc, *hcm["http_filters"]]
+    processors = ext_proc["typed_config"]["grpc_service"]["envoy_grpc"]["cluster_name"]
     config["static_resources"]["clusters"].append(
-        next(c for c in rendered["static_resources"]["clusters"] if c["name"] == PROCESSOR_CLUSTER))
+        next(c for c in rendered["static_resources"]["clusters"] if c["name"] == processors))
     return config
 
 

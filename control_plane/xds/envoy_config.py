@@ -203,10 +203,10 @@ EXT_PROC_PER_ROUTE = "type.googleapis.com/envoy.extensions.filters.http.ext_proc
 
 
 @functools.cache
-def _read_body_mode() -> dict[str, str]:
+def read_body_mode() -> dict[str, str]:
     """envoy/bootstrap.yaml's processing mode (the one place it is written) with the request body
-    BUFFERED: the processor reads it."""
-    static: dict[str, str] = _ext_proc(render_bootstrap(EnvoyPorts()))["processing_mode"]
+    BUFFERED: the processor reads it. Shared, not to be changed."""
+    static: dict[str, str] = ext_proc_filter(render_bootstrap(EnvoyPorts()))["typed_config"]["processing_mode"]
     return {**static, "request_body_mode": "BUFFERED"}
 
 
@@ -222,7 +222,7 @@ def _door_routes() -> list[dict[str, Any]]:
     unknown = _unknown_path_route()
     return [{**unknown, "name": f"door:{door.path}", "match": {"path": door.path},
              "typed_per_filter_config": {EXT_PROC_FILTER: {
-                 "@type": EXT_PROC_PER_ROUTE, "overrides": {"processing_mode": _read_body_mode()}}}}
+                 "@type": EXT_PROC_PER_ROUTE, "overrides": {"processing_mode": read_body_mode()}}}}
             for door in DOORS.values()]
 
 
@@ -325,8 +325,8 @@ def render_bootstrap(ports: EnvoyPorts) -> dict[str, Any]:
         metadata_namespace=METADATA_NAMESPACE,
     )
     config: dict[str, Any] = yaml.safe_load(text)
-    _http_manager(config)["local_reply_config"] = local_reply_config()
-    _ext_proc(config)["forward_rules"] = {"allowed_headers": {"patterns": [
+    http_manager(config)["local_reply_config"] = local_reply_config()
+    ext_proc_filter(config)["typed_config"]["forward_rules"] = {"allowed_headers": {"patterns": [
         *({"exact": name} for name in PROCESSOR_READS), {"prefix": INTERNAL_PREFIX}]}}
     traces_url = otlp_traces_url()
     if traces_url is not None:  # Envoy's tracer joins the traces Switchyard sends (tracing.py)
@@ -353,7 +353,7 @@ def _add_envoy_tracing(config: dict[str, Any], url: str) -> None:
     cluster = provider_cluster(collector) | {"name": OTEL_CLUSTER, "type": "STRICT_DNS"}
     cluster["load_assignment"]["cluster_name"] = OTEL_CLUSTER
     config["static_resources"]["clusters"].append(cluster)
-    hcm = _http_manager(config)
+    hcm = http_manager(config)
     service = os.environ.get("OTEL_SERVICE_NAME", "switchyard")
     hcm["tracing"] = {"provider": {"name": "envoy.tracers.opentelemetry", "typed_config": {
         "@type": "type.googleapis.com/envoy.config.trace.v3.OpenTelemetryConfig",
@@ -362,15 +362,16 @@ def _add_envoy_tracing(config: dict[str, Any], url: str) -> None:
     }}}
 
 
-def _http_manager(config: dict[str, Any]) -> dict[str, Any]:
+def http_manager(config: dict[str, Any]) -> dict[str, Any]:
+    """The listener's HTTP connection manager config in a bootstrap (render_bootstrap's)."""
     manager: dict[str, Any] = config["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0][
         "typed_config"]
     return manager
 
 
-def _ext_proc(config: dict[str, Any]) -> dict[str, Any]:
-    return next(f["typed_config"] for f in _http_manager(config)["http_filters"]
-                if f["name"] == EXT_PROC_FILTER)
+def ext_proc_filter(config: dict[str, Any]) -> dict[str, Any]:
+    """The ext_proc entry (name and typed_config) of that manager's HTTP filters."""
+    return next(f for f in http_manager(config)["http_filters"] if f["name"] == EXT_PROC_FILTER)
 
 
 def write_bootstrap(ports: EnvoyPorts, path: Path) -> Path:

@@ -19,6 +19,8 @@ from control_plane.xds.envoy_config import (
     EXT_PROC_FILTER,
     EnvoyPorts,
     envoy_binary,
+    ext_proc_filter,
+    http_manager,
     provider_cluster,
     render_bootstrap,
     route_configuration,
@@ -33,14 +35,10 @@ def envoy_validate(path: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run([envoy_binary(), "--mode", "validate", "-c", str(path)], capture_output=True, text=True, timeout=60)
 
 
-def hcm(config: dict[str, Any]) -> dict[str, Any]:
-    return config["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
-
-
 def ext_proc() -> dict[str, Any]:
     """The ext_proc filter's config in the rendered bootstrap."""
-    return next(f for f in hcm(render_bootstrap(EnvoyPorts()))["http_filters"]
-                if f["name"] == EXT_PROC_FILTER)["typed_config"]
+    config: dict[str, Any] = ext_proc_filter(render_bootstrap(EnvoyPorts()))["typed_config"]
+    return config
 
 
 def test_real_envoy_accepts_the_bootstrap(tmp_path: Path) -> None:
@@ -66,7 +64,7 @@ def test_real_envoy_accepts_the_xds_resources(tmp_path: Path) -> None:
     config["static_resources"]["clusters"] = [
         c for c in config["static_resources"]["clusters"] if c["name"] != "switchyard_control"
     ] + [provider_cluster(p) for p in providers]
-    manager = hcm(config)
+    manager = http_manager(config)
     manager.pop("rds")
     manager["route_config"] = route_configuration(providers)
     path = tmp_path / "static.yaml"
@@ -124,7 +122,7 @@ def test_ext_proc_is_fail_closed_and_never_buffers_responses() -> None:
 
 def test_edge_settings() -> None:
     config = render_bootstrap(EnvoyPorts(stream_idle_timeout_s=42))
-    manager = hcm(config)
+    manager = http_manager(config)
     assert manager["use_remote_address"] is True
     assert manager["always_set_request_id_in_response"] is True
     assert manager["stream_idle_timeout"] == "42s"  # `up --stream-idle-timeout`
@@ -143,7 +141,7 @@ def test_edge_settings() -> None:
 def test_tracing_adds_envoys_tracer_and_collector(monkeypatch: Any, tmp_path: Path) -> None:
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector.local:4318/")
     config = render_bootstrap(EnvoyPorts())
-    tracer = hcm(config)["tracing"]["provider"]["typed_config"]
+    tracer = http_manager(config)["tracing"]["provider"]["typed_config"]
     assert tracer["http_service"]["http_uri"]["uri"] == "http://collector.local:4318/v1/traces"
     [cluster] = [c for c in config["static_resources"]["clusters"] if c["name"] == tracer["http_service"]["http_uri"]["cluster"]]
     assert cluster["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"]["socket_address"] == \
